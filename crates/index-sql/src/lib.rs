@@ -1,0 +1,285 @@
+//! The catalog in SQL, shared by the SQLite and PostgreSQL backends.
+//!
+//! [`SqlIndex`] implements [`yunying_index::Index`] over sqlx's `Any` driver,
+//! so the ingest transaction, the queries and their matching are written once
+//! and behave the same on both engines. What differs per engine (connection
+//! set-up, pragmas, the schema's DDL in `migrations/`) lives in
+//! `yunying-index-sqlite` and `yunying-index-postgres`, which hand a pool and
+//! their migrations to [`SqlIndex::open`].
+//!
+//! SQL here is written with `?` placeholders and rewritten to the engine's
+//! numbered form (`?1` / `$1`) by [`SqlIndex::sql`].
+
+mod commit;
+mod migrate;
+mod queries;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+use yunying_index::sql::{Dialect, Param};
+use yunying_index::*;
+use yunying_util::InstitutionId;
+
+pub use migrate::Migration;
+
+/// The SQL catalog.
+pub struct SqlIndex {
+    pool: AnyPool,
+    dialect: Dialect,
+    backend: &'static str,
+    /// SQL text rewritten for the dialect, by template.
+    rewritten: Mutex<HashMap<&'static str, Arc<str>>>,
+}
+
+/// Maps a sqlx error to the catalog's error.
+pub(crate) fn db_err(e: sqlx::Error) -> IndexError {
+    IndexError::Backend(e.to_string())
+}
+
+/// True for a unique-constraint violation (a concurrent writer got there first).
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => d.is_unique_violation(),
+        _ => false,
+    }
+}
+
+impl SqlIndex {
+    /// Wraps a pool and brings the schema up to date.
+    pub async fn open(
+        pool: AnyPool,
+        dialect: Dialect,
+        backend: &'static str,
+        migrations: &[Migration],
+    ) -> Result<SqlIndex> {
+        let index = SqlIndex { pool, dialect, backend, rewritten: Mutex::new(HashMap::new()) };
+        migrate::run(&index, migrations).await?;
+        Ok(index)
+    }
+
+    /// The pool, for backend-specific maintenance.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Rewrites `?` placeholders to the dialect's numbered form. Templates are
+    /// static, so the result is cached (and sqlx's statement cache hits).
+    pub(crate) fn sql(&self, template: &'static str) -> AssertSqlSafe<String> {
+        let mut cache = self.rewritten.lock().expect("sql cache poisoned");
+        let s = cache.entry(template).or_insert_with(|| Arc::from(number_placeholders(template, self.dialect)));
+        AssertSqlSafe(s.to_string())
+    }
+
+    /// A one-off statement built at run time (already numbered).
+    pub(crate) fn dynamic(&self, sql: String) -> AssertSqlSafe<String> {
+        AssertSqlSafe(sql)
+    }
+}
+
+/// Replaces each `?` with `?N` (SQLite) or `$N` (PostgreSQL).
+pub fn number_placeholders(template: &str, dialect: Dialect) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut n = 0;
+    for c in template.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&dialect.placeholder(n));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub(crate) fn bind_params<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    params: &'q [Param],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for p in params {
+        q = match p {
+            Param::Text(s) => q.bind(s.as_str()),
+            Param::Int(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+fn institution_from_row(r: &AnyRow) -> Result<Institution> {
+    let ae: String = r.try_get("ae_titles").map_err(db_err)?;
+    Ok(Institution {
+        id: InstitutionId(r.try_get("id").map_err(db_err)?),
+        code: r.try_get("code").map_err(db_err)?,
+        name_zh: r.try_get("name_zh").map_err(db_err)?,
+        name_en: r.try_get("name_en").map_err(db_err)?,
+        patient_id_issuer: r.try_get("patient_id_issuer").map_err(db_err)?,
+        ae_titles: serde_json::from_str(&ae).unwrap_or_default(),
+        created_at: r.try_get("created_at").map_err(db_err)?,
+    })
+}
+
+#[async_trait]
+impl Index for SqlIndex {
+    fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query(self.sql("SELECT 1")).execute(&self.pool).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn upsert_institution(&self, new: &NewInstitution) -> Result<Institution> {
+        if new.code.trim().is_empty() {
+            return Err(IndexError::Invalid("institution code is empty".into()));
+        }
+        let ae = serde_json::to_string(&new.ae_titles).unwrap_or_else(|_| "[]".into());
+        let issuer = new.patient_id_issuer.clone().unwrap_or_else(|| new.code.clone());
+        let row = sqlx::query(self.sql(
+            "INSERT INTO institution (code, name_zh, name_en, patient_id_issuer, ae_titles, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (code) DO UPDATE SET name_zh = excluded.name_zh, name_en = excluded.name_en, \
+             ae_titles = excluded.ae_titles \
+             RETURNING id, code, name_zh, name_en, patient_id_issuer, ae_titles, created_at",
+        ))
+        .bind(new.code.as_str())
+        .bind(new.name_zh.as_str())
+        .bind(new.name_en.as_str())
+        .bind(issuer.as_str())
+        .bind(ae.as_str())
+        .bind(yunying_util::time::now_millis())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                IndexError::Conflict(format!("patient ID issuer {issuer:?} is already used by another institution"))
+            } else {
+                db_err(e)
+            }
+        })?;
+        let mut inst = institution_from_row(&row)?;
+        if let Some(explicit) = &new.patient_id_issuer
+            && *explicit != inst.patient_id_issuer
+        {
+            sqlx::query(self.sql("UPDATE institution SET patient_id_issuer = ? WHERE id = ?"))
+                .bind(explicit.as_str())
+                .bind(inst.id.0)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+            inst.patient_id_issuer = explicit.clone();
+        }
+        Ok(inst)
+    }
+
+    async fn institution_by_code(&self, code: &str) -> Result<Option<Institution>> {
+        let row = sqlx::query(self.sql(
+            "SELECT id, code, name_zh, name_en, patient_id_issuer, ae_titles, created_at FROM institution WHERE code = ?",
+        ))
+        .bind(code)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(institution_from_row).transpose()
+    }
+
+    async fn institutions(&self) -> Result<Vec<Institution>> {
+        let rows = sqlx::query(self.sql(
+            "SELECT id, code, name_zh, name_en, patient_id_issuer, ae_titles, created_at FROM institution ORDER BY id",
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(institution_from_row).collect()
+    }
+
+    async fn find_version(&self, sop_uid: &str, sha256: &str) -> Result<Option<InstanceRef>> {
+        let row = sqlx::query(self.sql(
+            "SELECT id, sop_uid, version, blob_key FROM instance WHERE sop_uid = ? AND sha256 = ?",
+        ))
+        .bind(sop_uid)
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| commit::instance_ref(&r)).transpose()
+    }
+
+    async fn commit(&self, batch: &[NewInstance]) -> Result<Vec<Result<CommitOutcome>>> {
+        commit::commit(self, batch).await
+    }
+
+    async fn blob_key_indexed(&self, key: &str) -> Result<bool> {
+        let row = sqlx::query(self.sql("SELECT 1 FROM instance WHERE blob_key = ?"))
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(row.is_some())
+    }
+
+    async fn query_studies(&self, q: &Query) -> Result<Vec<StudyRow>> {
+        queries::studies(self, q).await
+    }
+
+    async fn query_series(&self, q: &Query) -> Result<Vec<SeriesRow>> {
+        queries::series(self, q).await
+    }
+
+    async fn query_instances(&self, q: &Query) -> Result<Vec<InstanceRow>> {
+        queries::instances(self, q).await
+    }
+
+    async fn stored_instances(&self, scope: &Scope) -> Result<Vec<StoredInstance>> {
+        queries::stored_instances(self, scope).await
+    }
+
+    async fn metadata(&self, scope: &Scope) -> Result<Vec<String>> {
+        queries::metadata(self, scope).await
+    }
+
+    async fn counts(&self) -> Result<Counts> {
+        let row = sqlx::query(self.sql(
+            "SELECT \
+             (SELECT COUNT(*) FROM institution) AS institutions, \
+             (SELECT COUNT(*) FROM patient) AS patients, \
+             (SELECT COUNT(*) FROM study) AS studies, \
+             (SELECT COUNT(*) FROM series) AS series, \
+             (SELECT COUNT(*) FROM instance WHERE current = 1) AS instances, \
+             (SELECT COUNT(*) FROM instance) AS instance_versions, \
+             (SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM instance) AS bytes",
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let get = |c: &str| -> Result<i64> { row.try_get::<i64, _>(c).map_err(db_err) };
+        Ok(Counts {
+            institutions: get("institutions")?,
+            patients: get("patients")?,
+            studies: get("studies")?,
+            series: get("series")?,
+            instances: get("instances")?,
+            instance_versions: get("instance_versions")?,
+            bytes: get("bytes")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn numbering() {
+        assert_eq!(number_placeholders("a = ? AND b = ?", Dialect::Sqlite), "a = ?1 AND b = ?2");
+        assert_eq!(number_placeholders("a = ? AND b = ?", Dialect::Postgres), "a = $1 AND b = $2");
+    }
+}

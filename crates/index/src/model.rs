@@ -1,0 +1,275 @@
+//! What the catalog records, and the rows its queries return.
+//!
+//! The model is the region's, not one hospital's: every instance records the
+//! institution it came from; patients are keyed by (issuer, patient ID), each
+//! institution being its own issuer, and every key points to a master patient
+//! record, so two institutions' "P001" stay two people until someone (or a
+//! rule) links them. Catalog rows are not wire types: protocol crates build
+//! their own views from them.
+
+use serde::{Deserialize, Serialize};
+use yunying_util::InstitutionId;
+
+/// A member institution of the region (a tenant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Institution {
+    pub id: InstitutionId,
+    /// Short stable code, e.g. `SZRMYY`.
+    pub code: String,
+    pub name_zh: String,
+    pub name_en: String,
+    /// The issuer of its patient IDs (Issuer of Patient ID, 0010,0021).
+    pub patient_id_issuer: String,
+    /// DICOM AE titles its equipment uses.
+    pub ae_titles: Vec<String>,
+    pub created_at: i64,
+}
+
+/// An institution to create or update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewInstitution {
+    pub code: String,
+    pub name_zh: String,
+    pub name_en: String,
+    /// Defaults to the code.
+    pub patient_id_issuer: Option<String>,
+    pub ae_titles: Vec<String>,
+}
+
+/// The kind of a patient identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentifierKind {
+    /// An institution's local patient ID (medical record number).
+    Mrn,
+    /// Keyed blind index of a national ID number (the value itself is encrypted elsewhere).
+    NationalId,
+    /// Keyed blind index of a phone number.
+    Phone,
+    /// Medical insurance number.
+    Insurance,
+}
+
+impl IdentifierKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentifierKind::Mrn => "mrn",
+            IdentifierKind::NationalId => "national_id",
+            IdentifierKind::Phone => "phone",
+            IdentifierKind::Insurance => "insurance",
+        }
+    }
+}
+
+/// The patient an instance belongs to, as the sender identified them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatientKey {
+    /// Issuer of the ID: the sending institution's issuer unless the object
+    /// names another (Issuer of Patient ID).
+    pub issuer: String,
+    /// The patient ID. Objects without one get a per-study placeholder, so
+    /// that anonymous patients are never merged together.
+    pub id: String,
+}
+
+/// Patient demographics carried by the object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatientFields {
+    /// Decoded PN value `Alphabetic=Ideographic=Phonetic`.
+    pub name: Option<String>,
+    pub birth_date: Option<String>,
+    pub sex: Option<String>,
+}
+
+/// Study attributes carried by the object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StudyFields {
+    pub uid: String,
+    pub date: Option<String>,
+    pub time: Option<String>,
+    pub accession_number: Option<String>,
+    pub study_id: Option<String>,
+    pub description: Option<String>,
+    pub referring_physician: Option<String>,
+    /// Visit / encounter number (Admission ID) when the sender knows it.
+    pub visit_number: Option<String>,
+    /// DICOM JSON of the patient- and study-level attributes.
+    pub attrs: String,
+}
+
+/// Series attributes carried by the object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesFields {
+    pub uid: String,
+    pub modality: Option<String>,
+    pub number: Option<i64>,
+    pub description: Option<String>,
+    pub body_part: Option<String>,
+    pub date: Option<String>,
+    pub time: Option<String>,
+    pub station_name: Option<String>,
+    /// DICOM JSON of the series-level attributes.
+    pub attrs: String,
+}
+
+/// Instance attributes and storage facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceFields {
+    pub sop_uid: String,
+    pub sop_class_uid: String,
+    pub transfer_syntax: String,
+    pub number: Option<i64>,
+    pub rows: Option<i64>,
+    pub columns: Option<i64>,
+    pub bits_allocated: Option<i64>,
+    pub number_of_frames: Option<i64>,
+    /// SHA-256 of the stored bytes, lower-case hex.
+    pub sha256: String,
+    pub size_bytes: i64,
+    /// Key of the original object in the blob store.
+    pub blob_key: String,
+    /// JSON of the frame layout (`yunying_dicom::frames::FrameIndex`).
+    pub frames: String,
+    /// JSON map of bulk value path → [offset, length] for values located in the object.
+    pub bulk: String,
+    /// DICOM JSON of the instance-level attributes kept for queries.
+    pub attrs: String,
+    /// Full DICOM JSON metadata with bulk URI placeholders.
+    pub metadata: String,
+    /// Who sent it: `stow:<peer>`, `dimse:<calling AE>@<peer>`, `import:<path>`...
+    pub received_from: String,
+    pub received_at: i64,
+}
+
+/// Everything the catalog records of one newly stored instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewInstance {
+    pub institution_id: InstitutionId,
+    pub patient_key: PatientKey,
+    pub patient: PatientFields,
+    pub study: StudyFields,
+    pub series: SeriesFields,
+    pub instance: InstanceFields,
+}
+
+/// A stored instance version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceRef {
+    pub id: i64,
+    pub sop_uid: String,
+    pub version: i64,
+    pub blob_key: String,
+}
+
+/// What happened to an instance given to [`crate::Index::commit`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommitOutcome {
+    /// First version of a new SOP instance.
+    Stored(InstanceRef),
+    /// The same bytes were already stored: nothing changed.
+    Duplicate(InstanceRef),
+    /// Different content under a known SOP Instance UID: kept as a new
+    /// current version; the earlier versions are kept too.
+    NewVersion { stored: InstanceRef, previous: i64 },
+}
+
+impl CommitOutcome {
+    pub fn instance(&self) -> &InstanceRef {
+        match self {
+            CommitOutcome::Stored(r) | CommitOutcome::Duplicate(r) => r,
+            CommitOutcome::NewVersion { stored, .. } => stored,
+        }
+    }
+}
+
+/// A study as QIDO-RS and C-FIND see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyRow {
+    pub study_uid: String,
+    /// DICOM JSON of the stored patient/study attributes.
+    pub attrs: String,
+    /// Modalities in the study, sorted.
+    pub modalities: Vec<String>,
+    pub num_series: i64,
+    pub num_instances: i64,
+    pub institution_code: String,
+    pub size_bytes: i64,
+}
+
+/// A series as QIDO-RS and C-FIND see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesRow {
+    pub study_uid: String,
+    pub series_uid: String,
+    pub attrs: String,
+    pub num_instances: i64,
+    /// The study's row, for queries not scoped to one study.
+    pub study: StudyRow,
+}
+
+/// An instance as QIDO-RS and C-FIND see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceRow {
+    pub study_uid: String,
+    pub series_uid: String,
+    pub sop_uid: String,
+    pub sop_class_uid: String,
+    pub transfer_syntax: String,
+    pub attrs: String,
+    /// Series attributes (for queries not scoped to one series).
+    pub series_attrs: String,
+    pub series_num_instances: i64,
+    pub study: StudyRow,
+}
+
+/// What retrieval needs to serve one stored instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredInstance {
+    pub study_uid: String,
+    pub series_uid: String,
+    pub sop_uid: String,
+    pub sop_class_uid: String,
+    pub transfer_syntax: String,
+    pub version: i64,
+    pub blob_key: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub frames: String,
+    pub bulk: String,
+    pub number_of_frames: Option<i64>,
+    pub institution_id: InstitutionId,
+}
+
+/// The part of the catalog a retrieval addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Scope {
+    pub study_uid: String,
+    pub series_uid: Option<String>,
+    pub sop_uid: Option<String>,
+}
+
+impl Scope {
+    pub fn study(uid: &str) -> Scope {
+        Scope { study_uid: uid.into(), series_uid: None, sop_uid: None }
+    }
+    pub fn series(study: &str, series: &str) -> Scope {
+        Scope { study_uid: study.into(), series_uid: Some(series.into()), sop_uid: None }
+    }
+    pub fn instance(study: &str, series: &str, sop: &str) -> Scope {
+        Scope { study_uid: study.into(), series_uid: Some(series.into()), sop_uid: Some(sop.into()) }
+    }
+}
+
+/// Catalog totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub institutions: i64,
+    pub patients: i64,
+    pub studies: i64,
+    pub series: i64,
+    /// Current instance versions.
+    pub instances: i64,
+    /// All versions, superseded ones included.
+    pub instance_versions: i64,
+    pub bytes: i64,
+}
