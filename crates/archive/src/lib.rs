@@ -1,1 +1,136 @@
-//! placeholder
+//! The `Archive` context: the only place business rules live.
+//!
+//! Every way data enters (STOW-RS now; C-STORE, imports and more later) ends in
+//! [`Archive::ingest`]: the object is staged to disk and fsync'd, its header
+//! parsed (bounded, stopping short of pixel data), validated, attributed to
+//! an institution and a patient, linked durably into the blob store, and
+//! indexed by the group committer in one transaction — and only then is
+//! success answered. Every way data leaves reads through the archive too.
+//!
+//! Main types: [`Archive`] (built once, shared as `Arc<Archive>`),
+//! [`ArchiveSettings`], [`Staged`] (an object being received),
+//! [`IngestOutcome`] and [`IngestError`] (with its DICOM status).
+
+mod committer;
+mod error;
+mod ingest;
+pub mod keys;
+mod retrieve;
+mod staging;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use yunying_blob::BlobStore;
+use yunying_dicom::parse::ParseOptions;
+use yunying_index::{Index, Institution};
+
+pub use error::{ArchiveError, IngestError, IngestErrorKind, status};
+pub use ingest::{IngestOutcome, IngestSource, IngestStatus};
+pub use retrieve::{FrameData, METADATA_BASE_PLACEHOLDER};
+pub use staging::Staged;
+
+/// How the archive behaves; built by the server from its configuration.
+#[derive(Debug, Clone)]
+pub struct ArchiveSettings {
+    /// Where objects being received are staged (must be on durable storage;
+    /// on the same filesystem as a filesystem blob store, links are free).
+    pub staging_dir: PathBuf,
+    /// Code of the institution objects are attributed to when the sender's
+    /// identity does not name one.
+    pub default_institution: String,
+    /// Encoding of non-ASCII text in objects that declare no Specific
+    /// Character Set (GB18030 in China).
+    pub fallback_charset: &'static encoding_rs::Encoding,
+    /// Limits of the header parser.
+    pub parse: ParseOptions,
+    /// Largest object accepted, in bytes.
+    pub max_object_bytes: u64,
+    /// Most instances indexed in one catalog transaction.
+    pub commit_batch: usize,
+}
+
+impl ArchiveSettings {
+    pub fn new(staging_dir: impl Into<PathBuf>, default_institution: impl Into<String>) -> Self {
+        ArchiveSettings {
+            staging_dir: staging_dir.into(),
+            default_institution: default_institution.into(),
+            fallback_charset: encoding_rs::GB18030,
+            parse: ParseOptions::default(),
+            max_object_bytes: 16 << 30,
+            commit_batch: 256,
+        }
+    }
+}
+
+/// The archive context.
+pub struct Archive {
+    /// The catalog.
+    index: Arc<dyn Index>,
+    /// Where original objects live.
+    blobs: Arc<dyn BlobStore>,
+    settings: ArchiveSettings,
+    /// The institution objects default to.
+    default_institution: Institution,
+    /// Serialises catalog writes into batched transactions.
+    committer: committer::Committer,
+}
+
+impl Archive {
+    /// Builds the archive: checks the default institution exists, prepares
+    /// the staging area and finishes or discards what a crash left there.
+    pub async fn open(
+        index: Arc<dyn Index>,
+        blobs: Arc<dyn BlobStore>,
+        settings: ArchiveSettings,
+    ) -> Result<Arc<Archive>, ArchiveError> {
+        let default_institution = index
+            .institution_by_code(&settings.default_institution)
+            .await?
+            .ok_or_else(|| {
+                ArchiveError::Config(format!(
+                    "the default institution {:?} does not exist in the catalog",
+                    settings.default_institution
+                ))
+            })?;
+        staging::prepare(&settings.staging_dir).map_err(|e| {
+            ArchiveError::Config(format!("cannot prepare the staging area {}: {e}", settings.staging_dir.display()))
+        })?;
+        let committer = committer::Committer::start(index.clone(), settings.commit_batch);
+        let archive = Arc::new(Archive { index, blobs, settings, default_institution, committer });
+        let recovered = archive.recover().await?;
+        if recovered.finished + recovered.discarded > 0 {
+            tracing::warn!(
+                finished = recovered.finished,
+                discarded = recovered.discarded,
+                "recovered objects left in the staging area by an interrupted run"
+            );
+        }
+        Ok(archive)
+    }
+
+    /// The catalog (for queries that need no business rule).
+    pub fn index(&self) -> &Arc<dyn Index> {
+        &self.index
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    pub fn settings(&self) -> &ArchiveSettings {
+        &self.settings
+    }
+
+    pub fn default_institution(&self) -> &Institution {
+        &self.default_institution
+    }
+}
+
+/// What start-up recovery did with the staging area.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    pub finished: usize,
+    pub discarded: usize,
+}

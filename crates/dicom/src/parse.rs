@@ -279,6 +279,25 @@ pub fn parse_part10<R: Read + Seek>(
     Ok(ParsedObject { meta, dataset, encoding: enc, dataset_offset, input_len, offsets_in_inflated: false })
 }
 
+/// The inflated data set of a deflated Part-10 object (bounded by
+/// `opts.max_inflated`): the bytes that frame and bulk offsets of a deflated
+/// object refer to.
+pub fn inflated_dataset<R: Read + Seek>(
+    reader: &mut R,
+    input_len: u64,
+    opts: &ParseOptions,
+) -> Result<Vec<u8>, ParseError> {
+    let mut head = [0u8; 132];
+    reader.seek(SeekFrom::Start(0))?;
+    reader.read_exact(&mut head)?;
+    if &head[128..132] != b"DICM" {
+        return Err(ParseError::NotPart10);
+    }
+    let mut p = Parser::new(reader, 132, input_len, opts);
+    p.read_meta()?;
+    p.inflate_rest()
+}
+
 /// Parses a bare data set (no preamble or meta), as carried by a C-STORE, in
 /// the given transfer syntax. Offsets are relative to the reader's start.
 pub fn parse_dataset<R: Read + Seek>(

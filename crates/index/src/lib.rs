@@ -17,7 +17,7 @@
 pub mod model;
 pub mod query;
 pub mod sql;
-#[cfg(feature = "contract-tests")]
+#[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
 
 pub use model::*;
