@@ -415,7 +415,13 @@ fn examine_file(
     let mut reader = BufReader::with_capacity(64 * 1024, file);
     let obj = parse_part10(&mut reader, len, opts).map_err(parse_error)?;
     let cs = attrs::charset_of(&obj.dataset, fallback);
-    let a = attrs::extract(&obj, &cs).map_err(|e| IngestError::new(IngestErrorKind::Invalid, e.to_string()))?;
+    let a = attrs::extract(&obj, &cs).map_err(|e| {
+        let mut err = IngestError::new(IngestErrorKind::Invalid, e.to_string());
+        // Name the object in the refusal when its UIDs can be read.
+        err.sop_class_uid = obj.dataset.ascii(yunying_dicom::Tag(0x0008, 0x0016));
+        err.sop_instance_uid = obj.dataset.ascii(yunying_dicom::Tag(0x0008, 0x0018));
+        err
+    })?;
     if let Some(meta_sop) = &obj.meta.media_storage_sop_instance_uid
         && *meta_sop != a.sop_instance_uid
     {

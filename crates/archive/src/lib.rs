@@ -26,6 +26,7 @@ use yunying_dicom::parse::ParseOptions;
 use yunying_index::{Index, Institution};
 
 pub use error::{ArchiveError, IngestError, IngestErrorKind, status};
+pub use yunying_blob::BlobError;
 pub use ingest::{IngestOutcome, IngestSource, IngestStatus};
 pub use retrieve::{FrameData, METADATA_BASE_PLACEHOLDER};
 pub use staging::Staged;

@@ -29,7 +29,10 @@ pub struct Staged {
     file: Option<File>,
     buf: Vec<u8>,
     hasher: Sha256,
+    /// Bytes received (what the size limit applies to).
     len: u64,
+    /// Bytes written to the file (received + a preamble added, if any).
+    written: u64,
     limit: u64,
     institution: Option<i64>,
 }
@@ -45,6 +48,7 @@ impl Staged {
             buf: Vec::with_capacity(64 * 1024),
             hasher: Sha256::new(),
             len: 0,
+            written: 0,
             limit,
             institution,
         })
@@ -60,7 +64,6 @@ impl Staged {
                 format!("object larger than the {} bytes this archive accepts", self.limit),
             ));
         }
-        self.hasher.update(data);
         self.buf.extend_from_slice(data);
         if self.buf.len() >= WRITE_BLOCK {
             self.flush_buf()?;
@@ -78,7 +81,6 @@ impl Staged {
                 format!("object larger than the {} bytes this archive accepts", self.limit),
             ));
         }
-        self.hasher.update(data);
         self.buf.extend_from_slice(data);
         if self.buf.len() >= WRITE_BLOCK {
             self = tokio::task::spawn_blocking(move || {
@@ -92,10 +94,23 @@ impl Staged {
     }
 
     fn flush_buf(&mut self) -> Result<(), IngestError> {
+        if self.written == 0 && needs_preamble(&self.buf) {
+            // A Part-10 stream that starts with its meta group, without the
+            // 128-byte preamble and "DICM" (some clients write it so): the
+            // data set is kept byte for byte; the standard framing is added
+            // so that what we serve back is a valid DICOM file.
+            let mut framed = Vec::with_capacity(self.buf.len() + 132);
+            framed.extend_from_slice(&[0u8; 128]);
+            framed.extend_from_slice(b"DICM");
+            framed.extend_from_slice(&self.buf);
+            self.buf = framed;
+        }
         if let Some(f) = self.file.as_mut()
             && !self.buf.is_empty()
         {
+            self.hasher.update(&self.buf);
             f.write_all(&self.buf).map_err(|e| IngestError::io("cannot write the staging file", e))?;
+            self.written += self.buf.len() as u64;
             self.buf.clear();
         }
         Ok(())
@@ -116,8 +131,9 @@ impl Staged {
         hex::encode(self.hasher.clone().finalize())
     }
 
+    /// Bytes of the staged object (after [`Staged::finish`], as stored).
     pub fn len(&self) -> u64 {
-        self.len
+        self.written.max(self.len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -142,6 +158,15 @@ impl Drop for Staged {
 
 fn yunying_blob_sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// True for a stream that starts with the file meta group (0002,xxxx) in
+/// explicit VR little endian instead of a preamble and "DICM".
+fn needs_preamble(head: &[u8]) -> bool {
+    if head.len() >= 132 && &head[128..132] == b"DICM" {
+        return false;
+    }
+    head.len() >= 8 && head[0] == 0x02 && head[1] == 0x00 && head[4].is_ascii_uppercase() && head[5].is_ascii_uppercase()
 }
 
 /// The institution id recorded in a staged file's name (`0` = default).

@@ -151,3 +151,22 @@ async fn recovery_finishes_linked_objects_and_discards_the_rest() {
     assert_eq!(stored[0].blob_key, key);
     assert_eq!(blobs.list("").await.unwrap().len(), 1);
 }
+
+/// Some clients (pydicom's `dcmwrite` without a preamble, used by
+/// dicomweb-client) send the meta group without the 128-byte preamble and
+/// "DICM": the object is stored with the standard framing added.
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_preamble_is_framed() {
+    let e = env().await;
+    let full = ct("1.2.826.0.1.1.1.4", "P1", 4);
+    let o = e.archive.ingest_bytes(&full[132..], &src()).await.unwrap();
+    assert_eq!(o.status, IngestStatus::Stored);
+    let stored = e.archive.stored(&Scope::study("1.2.826.0.1.1")).await.unwrap();
+    assert_eq!(stored[0].size_bytes as usize, full.len());
+    use futures::TryStreamExt;
+    let bytes: Vec<bytes::Bytes> = e.archive.open_object(&stored[0]).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(bytes.concat(), full);
+    // Sent again with the preamble: the very same object, a no-op.
+    let again = e.archive.ingest_bytes(&full, &src()).await.unwrap();
+    assert_eq!(again.status, IngestStatus::Duplicate);
+}

@@ -108,7 +108,10 @@ pub fn locate(obj: &ParsedObject, mut fragment_head: impl FnMut(u64) -> Option<[
             if rows == 0 || cols == 0 || bits == 0 {
                 return FrameIndex::Unavailable { reason: "Rows, Columns or Bits Allocated missing".into() };
             }
-            let frame_bits = rows * cols * spp * bits;
+            // YBR_FULL_422 keeps two luminance samples per chroma pair:
+            // 2 samples per pixel on average instead of 3.
+            let ybr422 = ds.ascii(Tag(0x0028, 0x0004)).is_some_and(|p| p == "YBR_FULL_422") && spp == 3;
+            let frame_bits = if ybr422 { rows * cols * 2 * bits } else { rows * cols * spp * bits };
             if frame_bits % 8 != 0 {
                 return FrameIndex::Unavailable { reason: "frames are not byte-aligned (1-bit pixel data)".into() };
             }

@@ -259,7 +259,13 @@ pub fn parse_part10<R: Read + Seek>(
     let meta_ds = p.read_meta()?;
     let meta = file_meta(meta_ds)?;
     let dataset_offset = p.pos;
-    let enc = ts::encoding_of(&meta.transfer_syntax);
+    let mut enc = ts::encoding_of(&meta.transfer_syntax);
+    if enc.explicit_vr && !enc.deflated && !enc.big_endian && !p.next_has_explicit_vr()? {
+        // Some writers declare an explicit-VR transfer syntax and write the
+        // data set in implicit VR. Read what is there (as DCMTK's and
+        // pydicom's lenient modes do); offsets stay exact.
+        enc = Encoding::IMPLICIT_LE;
+    }
     if enc.deflated {
         let inflated = p.inflate_rest()?;
         let len = inflated.len() as u64;
@@ -479,6 +485,11 @@ impl<'a, R: Read + Seek> Parser<'a, R> {
                 // DCMTK does; it carries nothing.
                 continue;
             }
+            if tag == Tag(0, 0) && depth == 0 && end.is_none() && self.rest_is_zero()? {
+                // Zero padding after the data set, as some writers leave
+                // (a GE MR slice ends with 2.5 MB of it): not data.
+                break;
+            }
             if tag == SEQUENCE_DELIMITATION && depth == 0 {
                 // Same tolerance for a stray sequence delimiter at top level.
                 let _len: [u8; 4] = self.read_buf()?;
@@ -549,6 +560,32 @@ impl<'a, R: Read + Seek> Parser<'a, R> {
         }
 
         let len = len as u64;
+        // A standard attribute sent as UN (by a system that did not know it):
+        // read it with its dictionary VR, as PS3.5 §6.2.2 lets receivers do.
+        let vr = if vr == VR::UN && enc.explicit_vr && !enc.big_endian && tag.0 % 2 == 0 && tag.1 != 0 {
+            match implicit_vr(tag) {
+                VR::UN => VR::UN,
+                VR::SQ => {
+                    if len > self.remaining() {
+                        return Err(ParseError::LengthExceedsInput {
+                            tag: TagDisplay(tag),
+                            declared: len,
+                            available: self.remaining(),
+                            offset: start,
+                        });
+                    }
+                    let end = value_offset + len;
+                    let items = self.read_items(Some(end), depth, Encoding::IMPLICIT_LE)?;
+                    if self.pos != end {
+                        self.skip(end - self.pos)?;
+                    }
+                    return Ok(Element { tag, vr: VR::SQ, value: Value::Sequence(items) });
+                }
+                known => known,
+            }
+        } else {
+            vr
+        };
         if len > self.remaining() {
             return Err(ParseError::LengthExceedsInput {
                 tag: TagDisplay(tag),
@@ -689,6 +726,36 @@ impl<'a, R: Read + Seek> Parser<'a, R> {
         Ok(Element { tag, vr, value: Value::Fragments { offset_table, fragments } })
     }
 
+    /// Whether the next element header carries a valid explicit VR (peeked;
+    /// the position does not move). True at the end of input.
+    fn next_has_explicit_vr(&mut self) -> Result<bool, ParseError> {
+        if self.remaining() < 6 {
+            return Ok(true);
+        }
+        let b: [u8; 6] = self.read_buf()?;
+        self.r.seek(SeekFrom::Current(-6))?;
+        self.pos -= 6;
+        Ok(VR::from_binary([b[4], b[5]]).is_some())
+    }
+
+    /// True when every byte from here to the end is zero; consumes them if so,
+    /// else restores the position to just after the tag already read.
+    fn rest_is_zero(&mut self) -> Result<bool, ParseError> {
+        let back = self.pos;
+        let mut buf = [0u8; 64 * 1024];
+        while self.pos < self.len {
+            let n = (self.len - self.pos).min(buf.len() as u64) as usize;
+            self.r.read_exact(&mut buf[..n])?;
+            self.pos += n as u64;
+            if buf[..n].iter().any(|&b| b != 0) {
+                self.r.seek(SeekFrom::Start(back))?;
+                self.pos = back;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Inflates the rest of the input (a deflated data set), bounded.
     fn inflate_rest(&mut self) -> Result<Vec<u8>, ParseError> {
         let remaining = self.remaining();
@@ -765,6 +832,36 @@ mod tests {
         }
         assert!(matches!(parse_bytes(b"hello world"), Err(ParseError::NotPart10)));
         assert!(matches!(parse_bytes(&[0u8; 300]), Err(ParseError::NotPart10)));
+    }
+
+    #[test]
+    fn implicit_data_set_under_an_explicit_transfer_syntax_is_read() {
+        let mut b = ObjectBuilder::new("1.2.840.10008.5.1.4.1.1.7", "1.2.3.4", crate::ts::IMPLICIT_VR_LE);
+        b.str(Tag(0x0020, 0x000D), VR::UI, "1.2.3");
+        b.u16(Tag(0x0028, 0x0010), 2);
+        let implicit = b.to_bytes();
+        // The meta of an explicit-VR object in front of the implicit data set.
+        let explicit = ObjectBuilder::new("1.2.840.10008.5.1.4.1.1.7", "1.2.3.4", crate::ts::EXPLICIT_VR_LE).to_bytes();
+        let meta_end = |b: &[u8]| 144 + u32::from_le_bytes([b[140], b[141], b[142], b[143]]) as usize;
+        let mut bytes = explicit[..meta_end(&explicit)].to_vec();
+        bytes.extend_from_slice(&implicit[meta_end(&implicit)..]);
+        let obj = parse_bytes(&bytes).unwrap();
+        assert_eq!(obj.encoding, Encoding::IMPLICIT_LE);
+        assert_eq!(obj.dataset.ascii(Tag(0x0020, 0x000D)).as_deref(), Some("1.2.3"));
+        assert_eq!(obj.dataset.uint(Tag(0x0028, 0x0010), false), Some(2));
+    }
+
+    #[test]
+    fn trailing_zero_padding_is_not_data() {
+        let mut bytes = sample();
+        let n = bytes.len();
+        bytes.extend_from_slice(&vec![0u8; 10_007]);
+        let obj = parse_bytes(&bytes).unwrap();
+        assert_eq!(obj.dataset.ascii(Tag(0x0020, 0x000D)).as_deref(), Some("1.2.3"));
+        // Non-zero junk after zeros is still an error.
+        bytes.push(1);
+        assert!(parse_bytes(&bytes).is_err());
+        assert!(parse_bytes(&bytes[..n]).is_ok());
     }
 
     #[test]

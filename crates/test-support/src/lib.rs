@@ -1,1 +1,211 @@
-//! placeholder
+//! Test helpers: [`TestServer`] runs the real `yunying` binary on a free
+//! port with its own data directory; [`PgDatabase`] is a throw-away
+//! PostgreSQL database on the local server; [`multipart_body`] builds a
+//! STOW-RS request body.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `yunying` binary running in a child process.
+pub struct TestServer {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// The data directory (kept for the server's lifetime).
+    pub data: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    bin: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+}
+
+impl TestServer {
+    /// Starts `bin serve --http 127.0.0.1:0 --data <temp> <args>` and waits
+    /// until `/healthz` answers 200.
+    pub async fn start(bin: &Path, args: &[&str], envs: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let mut s = TestServer {
+            child: None,
+            base: String::new(),
+            data,
+            _dir: Some(dir),
+            bin: bin.to_path_buf(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        s.launch().await;
+        s
+    }
+
+    async fn launch(&mut self) {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("serve").arg("--http").arg("127.0.0.1:0").arg("--data").arg(&self.data);
+        cmd.args(&self.args);
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        cmd.env("YUNYING_LOG", std::env::var("YUNYING_TEST_LOG").unwrap_or_else(|_| "warn".into()));
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("yunying: listening on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let base = rx.recv_timeout(Duration::from_secs(60)).expect("the server printed no listening address");
+        self.base = base;
+        self.child = Some(child);
+        self.wait_healthy(Duration::from_secs(120)).await;
+    }
+
+    /// Waits for `/healthz` to answer 200.
+    pub async fn wait_healthy(&mut self, within: Duration) {
+        let started = Instant::now();
+        let client = reqwest::Client::new();
+        loop {
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("the server exited during start-up: {status}");
+            }
+            if let Ok(r) = client.get(format!("{}/healthz", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            if started.elapsed() > within {
+                panic!("the server did not become healthy within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The DICOMweb root.
+    pub fn dicomweb(&self) -> String {
+        format!("{}/dicom-web", self.base)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Peak resident memory of the server so far, in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Stops with SIGTERM and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills with SIGKILL, as a crash or power cut would.
+    pub fn crash(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same data directory (after [`stop`] or [`crash`]).
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or crash the server first");
+        self.launch().await;
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.crash();
+    }
+}
+
+/// A throw-away PostgreSQL database on the local server (see
+/// `YUNYING_TEST_PG`), dropped with the value.
+pub struct PgDatabase {
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub async fn create(prefix: &str) -> PgDatabase {
+        PgDatabase { url: yunying_index_postgres::testing::create_database(prefix).await }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        // Drop from a fresh runtime: Drop may run inside or outside one.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(yunying_index_postgres::testing::drop_database(&url));
+            }
+        })
+        .join();
+    }
+}
+
+/// A `multipart/related; type="application/dicom"` body and its Content-Type.
+pub fn multipart_body(parts: &[Vec<u8>]) -> (String, Vec<u8>) {
+    let boundary = "yunying-test-boundary-7d1f3a";
+    let mut body = Vec::new();
+    for p in parts {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes());
+        body.extend_from_slice(p);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"), body)
+}
+
+/// Splits a multipart response body into its parts' bodies.
+pub fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<Vec<u8>> {
+    let boundary = content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))
+        .map(|b| b.trim_matches('"').to_string())
+        .expect("boundary");
+    let delim = format!("--{boundary}");
+    let mut parts = Vec::new();
+    let mut rest = body;
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    while let Some(start) = find(rest, delim.as_bytes()) {
+        rest = &rest[start + delim.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let Some(hdr_end) = find(rest, b"\r\n\r\n") else { break };
+        let content = &rest[hdr_end + 4..];
+        let end = find(content, format!("\r\n{delim}").as_bytes()).unwrap_or(content.len());
+        parts.push(content[..end].to_vec());
+        rest = &content[end..];
+    }
+    parts
+}

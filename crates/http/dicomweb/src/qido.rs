@@ -1,0 +1,369 @@
+//! QIDO-RS (PS3.18 §10.6): search for studies, series and instances.
+//!
+//! Query parameters: attribute keywords or tags (`PatientName=`,
+//! `00100020=`), `includefield` (repeatable, comma-separated, or `all`),
+//! `limit`, `offset`, `fuzzymatching`. Matching follows
+//! `yunying_index::query` (one implementation for QIDO-RS and C-FIND).
+//! Results carry the default return attributes of their level (PS3.18
+//! Tables 10.6.3-3 to -5), the computed attributes, and what was included.
+//! Keys the archive cannot match on are ignored and reported in a `Warning`
+//! header, as the standard allows.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value as Json, json};
+use yunying_dicom::Tag;
+use yunying_dicom::dict;
+use yunying_http_common::{AppError, query_pairs};
+use yunying_index::query::{Filter, Key, Level, Matcher, Query, ValueKind};
+use yunying_index::{InstanceRow, SeriesRow, StudyRow};
+
+use crate::DicomWeb;
+
+/// Study-level attributes returned by default.
+const STUDY_DEFAULT: &[(u16, u16)] = &[
+    (0x0008, 0x0020), // StudyDate
+    (0x0008, 0x0030), // StudyTime
+    (0x0008, 0x0050), // AccessionNumber
+    (0x0008, 0x0090), // ReferringPhysicianName
+    (0x0008, 0x0201), // TimezoneOffsetFromUTC
+    (0x0008, 0x1030), // StudyDescription
+    (0x0010, 0x0010), // PatientName
+    (0x0010, 0x0020), // PatientID
+    (0x0010, 0x0021), // IssuerOfPatientID
+    (0x0010, 0x0030), // PatientBirthDate
+    (0x0010, 0x0040), // PatientSex
+    (0x0020, 0x000D), // StudyInstanceUID
+    (0x0020, 0x0010), // StudyID
+];
+
+/// Series-level attributes returned by default.
+const SERIES_DEFAULT: &[(u16, u16)] = &[
+    (0x0008, 0x0060), // Modality
+    (0x0008, 0x0201), // TimezoneOffsetFromUTC
+    (0x0008, 0x103E), // SeriesDescription
+    (0x0018, 0x0015), // BodyPartExamined
+    (0x0020, 0x000E), // SeriesInstanceUID
+    (0x0020, 0x0011), // SeriesNumber
+    (0x0040, 0x0244), // PerformedProcedureStepStartDate
+    (0x0040, 0x0245), // PerformedProcedureStepStartTime
+    (0x0040, 0x0275), // RequestAttributesSequence
+];
+
+/// Instance-level attributes returned by default.
+const INSTANCE_DEFAULT: &[(u16, u16)] = &[
+    (0x0008, 0x0016), // SOPClassUID
+    (0x0008, 0x0018), // SOPInstanceUID
+    (0x0008, 0x0201), // TimezoneOffsetFromUTC
+    (0x0020, 0x0013), // InstanceNumber
+    (0x0028, 0x0008), // NumberOfFrames
+    (0x0028, 0x0010), // Rows
+    (0x0028, 0x0011), // Columns
+    (0x0028, 0x0100), // BitsAllocated
+];
+
+/// What to include beyond the defaults.
+#[derive(Debug, Default)]
+struct Include {
+    all: bool,
+    tags: Vec<(u16, u16)>,
+}
+
+impl Include {
+    fn wants(&self, defaults: &[(u16, u16)], key: &str) -> bool {
+        if self.all {
+            return true;
+        }
+        let Ok(v) = u32::from_str_radix(key, 16) else { return false };
+        let t = ((v >> 16) as u16, v as u16);
+        defaults.contains(&t) || self.tags.contains(&t)
+    }
+}
+
+/// A parsed QIDO-RS request.
+struct Request {
+    query: Query,
+    include: Include,
+    warnings: Vec<String>,
+    limit_given: bool,
+}
+
+fn kind_of(tag: Tag) -> ValueKind {
+    use yunying_dicom::VR;
+    match dict::vr_of(tag) {
+        VR::PN => ValueKind::PersonName,
+        VR::UI => ValueKind::Uid,
+        VR::DA => ValueKind::Date,
+        VR::TM => ValueKind::Time,
+        VR::DT => ValueKind::DateTime,
+        VR::IS | VR::US | VR::UL | VR::SS | VR::SL => ValueKind::Integer,
+        VR::CS => ValueKind::Code,
+        _ => ValueKind::Text,
+    }
+}
+
+fn level_of_tag(tag: Tag) -> Level {
+    let t = (tag.0, tag.1);
+    if yunying_dicom::attrs::STUDY_LEVEL.iter().any(|x| (x.0, x.1) == t) {
+        Level::Study
+    } else if yunying_dicom::attrs::SERIES_LEVEL.iter().any(|x| (x.0, x.1) == t) {
+        Level::Series
+    } else {
+        Level::Instance
+    }
+}
+
+fn parse_request(dw: &DicomWeb, level: Level, raw: Option<&str>) -> Result<Request, AppError> {
+    let mut query = Query::new(level);
+    let mut include = Include::default();
+    let mut warnings = Vec::new();
+    let mut limit_given = false;
+    for (k, v) in query_pairs(raw) {
+        let key = k.trim();
+        match key {
+            "" => continue,
+            "limit" => {
+                let n: u32 = v.trim().parse().map_err(|_| AppError::bad_request(format!("limit {v:?} is not a number")))?;
+                query.limit = Some(n);
+                limit_given = true;
+            }
+            "offset" => {
+                query.offset =
+                    v.trim().parse().map_err(|_| AppError::bad_request(format!("offset {v:?} is not a number")))?;
+            }
+            "fuzzymatching" => query.fuzzy = v.trim().eq_ignore_ascii_case("true"),
+            "includefield" => {
+                for f in v.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+                    if f == "all" {
+                        include.all = true;
+                    } else if let Some(t) = dict::parse_attribute(f) {
+                        include.tags.push((t.0, t.1));
+                    } else if f.contains('.') {
+                        warnings.push(format!("includefield {f}: sequence paths are returned whole; use the sequence keyword"));
+                    } else {
+                        return Err(AppError::bad_request(format!("includefield {f:?} is not an attribute keyword or tag")));
+                    }
+                }
+            }
+            _ => {
+                if key.contains('.') {
+                    warnings.push(format!("{key}: sequence matching is not supported; ignored"));
+                    continue;
+                }
+                let Some(tag) = dict::parse_attribute(key) else {
+                    return Err(AppError::bad_request(format!(
+                        "unknown query parameter {key:?}: use an attribute keyword (PatientID) or tag (00100020)"
+                    )));
+                };
+                let qkey = Key::known(tag.0, tag.1).unwrap_or(Key::Other {
+                    group: tag.0,
+                    element: tag.1,
+                    level: level_of_tag(tag),
+                    kind: kind_of(tag),
+                });
+                match Matcher::parse(qkey.kind(), &v) {
+                    Ok(Some(m)) => query.filters.push(Filter { key: qkey, matcher: m }),
+                    Ok(None) => include.tags.push((tag.0, tag.1)), // universal matching: return it
+                    Err(e) => return Err(AppError::bad_request(format!("{key}: {e}"))),
+                }
+            }
+        }
+    }
+    let cap = dw.max_results;
+    query.limit = Some(query.limit.unwrap_or(cap).min(cap));
+    // Keys below the level cannot be answered: say so.
+    let rank = |l: Level| match l {
+        Level::Study => 0,
+        Level::Series => 1,
+        Level::Instance => 2,
+    };
+    let (kept, dropped): (Vec<Filter>, Vec<Filter>) =
+        query.filters.drain(..).partition(|f| rank(f.key.level()) <= rank(level));
+    query.filters = kept;
+    for f in dropped {
+        let (g, e) = f.key.tag();
+        let name = dict::keyword_of(Tag(g, e)).map(str::to_string).unwrap_or_else(|| format!("{g:04X}{e:04X}"));
+        warnings.push(format!("{name} cannot be matched at this query level; ignored"));
+    }
+    Ok(Request { query, include, warnings, limit_given })
+}
+
+fn scoped(mut q: Query, study: Option<&str>, series: Option<&str>) -> Result<Query, AppError> {
+    if let Some(s) = study {
+        q = q.filter_str(Key::StudyInstanceUid, s).map_err(AppError::bad_request)?;
+    }
+    if let Some(s) = series {
+        q = q.filter_str(Key::SeriesInstanceUid, s).map_err(AppError::bad_request)?;
+    }
+    Ok(q)
+}
+
+fn attrs_map(s: &str) -> Map<String, Json> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+fn put(out: &mut Map<String, Json>, source: &Map<String, Json>, defaults: &[(u16, u16)], include: &Include) {
+    for (k, v) in source {
+        if include.wants(defaults, k) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+fn study_json(base: &str, row: &StudyRow, include: &Include) -> Map<String, Json> {
+    let mut m = Map::new();
+    m.insert("00080005".into(), json!({"vr": "CS", "Value": ["ISO_IR 192"]}));
+    put(&mut m, &attrs_map(&row.attrs), STUDY_DEFAULT, include);
+    m.insert("00080056".into(), json!({"vr": "CS", "Value": ["ONLINE"]}));
+    if !row.modalities.is_empty() {
+        m.insert("00080061".into(), json!({"vr": "CS", "Value": row.modalities}));
+    } else {
+        m.insert("00080061".into(), json!({"vr": "CS"}));
+    }
+    m.insert("00081190".into(), json!({"vr": "UR", "Value": [format!("{base}/studies/{}", row.study_uid)]}));
+    m.insert("00201206".into(), json!({"vr": "IS", "Value": [row.num_series]}));
+    m.insert("00201208".into(), json!({"vr": "IS", "Value": [row.num_instances]}));
+    m
+}
+
+fn series_json(base: &str, row: &SeriesRow, include: &Include, with_study: bool) -> Map<String, Json> {
+    let mut m = if with_study { study_json(base, &row.study, include) } else { Map::new() };
+    m.insert("00080005".into(), json!({"vr": "CS", "Value": ["ISO_IR 192"]}));
+    put(&mut m, &attrs_map(&row.attrs), SERIES_DEFAULT, include);
+    m.insert("0020000D".into(), json!({"vr": "UI", "Value": [row.study_uid]}));
+    m.insert(
+        "00081190".into(),
+        json!({"vr": "UR", "Value": [format!("{base}/studies/{}/series/{}", row.study_uid, row.series_uid)]}),
+    );
+    m.insert("00201209".into(), json!({"vr": "IS", "Value": [row.num_instances]}));
+    m
+}
+
+fn instance_json(base: &str, row: &InstanceRow, include: &Include, with_study: bool, with_series: bool) -> Map<String, Json> {
+    let mut m = if with_study { study_json(base, &row.study, include) } else { Map::new() };
+    m.insert("00080005".into(), json!({"vr": "CS", "Value": ["ISO_IR 192"]}));
+    if with_series {
+        put(&mut m, &attrs_map(&row.series_attrs), SERIES_DEFAULT, include);
+        m.insert("00201209".into(), json!({"vr": "IS", "Value": [row.series_num_instances]}));
+    }
+    put(&mut m, &attrs_map(&row.attrs), INSTANCE_DEFAULT, include);
+    m.insert("00080016".into(), json!({"vr": "UI", "Value": [row.sop_class_uid]}));
+    m.insert("00080018".into(), json!({"vr": "UI", "Value": [row.sop_uid]}));
+    m.insert("00080056".into(), json!({"vr": "CS", "Value": ["ONLINE"]}));
+    m.insert("0020000D".into(), json!({"vr": "UI", "Value": [row.study_uid]}));
+    m.insert("0020000E".into(), json!({"vr": "UI", "Value": [row.series_uid]}));
+    m.insert(
+        "00081190".into(),
+        json!({"vr": "UR", "Value": [format!(
+            "{base}/studies/{}/series/{}/instances/{}",
+            row.study_uid, row.series_uid, row.sop_uid
+        )]}),
+    );
+    m.insert("00083002".into(), json!({"vr": "UI", "Value": [row.transfer_syntax]}));
+    m
+}
+
+fn respond(items: Vec<Map<String, Json>>, req: &Request, truncated: bool) -> Response {
+    let body = serde_json::to_vec(&items).unwrap_or_else(|_| b"[]".to_vec());
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/dicom+json"));
+    let mut warnings = req.warnings.clone();
+    if truncated && !req.limit_given {
+        warnings.push("there are more results than returned; use limit and offset to page".into());
+    }
+    for w in warnings {
+        let text = format!("299 yunying \"{}\"", w.replace('"', "'"));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            h.append(header::WARNING, v);
+        }
+    }
+    r
+}
+
+async fn run_studies(dw: &DicomWeb, headers: &HeaderMap, raw: Option<String>) -> Result<Response, AppError> {
+    let req = parse_request(dw, Level::Study, raw.as_deref())?;
+    let rows = dw.archive.query_studies(&req.query).await?;
+    let truncated = req.query.limit.is_some_and(|l| rows.len() as u32 >= l);
+    let base = dw.base(headers);
+    let items = rows.iter().map(|r| study_json(&base, r, &req.include)).collect();
+    Ok(respond(items, &req, truncated))
+}
+
+async fn run_series(
+    dw: &DicomWeb,
+    headers: &HeaderMap,
+    raw: Option<String>,
+    study: Option<&str>,
+) -> Result<Response, AppError> {
+    let mut req = parse_request(dw, Level::Series, raw.as_deref())?;
+    req.query = scoped(req.query, study, None)?;
+    let rows = dw.archive.query_series(&req.query).await?;
+    let truncated = req.query.limit.is_some_and(|l| rows.len() as u32 >= l);
+    let base = dw.base(headers);
+    let items = rows.iter().map(|r| series_json(&base, r, &req.include, study.is_none())).collect();
+    Ok(respond(items, &req, truncated))
+}
+
+async fn run_instances(
+    dw: &DicomWeb,
+    headers: &HeaderMap,
+    raw: Option<String>,
+    study: Option<&str>,
+    series: Option<&str>,
+) -> Result<Response, AppError> {
+    let mut req = parse_request(dw, Level::Instance, raw.as_deref())?;
+    req.query = scoped(req.query, study, series)?;
+    let rows = dw.archive.query_instances(&req.query).await?;
+    let truncated = req.query.limit.is_some_and(|l| rows.len() as u32 >= l);
+    let base = dw.base(headers);
+    let items =
+        rows.iter().map(|r| instance_json(&base, r, &req.include, study.is_none(), series.is_none())).collect();
+    Ok(respond(items, &req, truncated))
+}
+
+/// `GET /studies`
+pub async fn studies(State(dw): State<DicomWeb>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Response, AppError> {
+    run_studies(&dw, &headers, raw).await
+}
+
+/// `GET /series`
+pub async fn all_series(State(dw): State<DicomWeb>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Response, AppError> {
+    run_series(&dw, &headers, raw, None).await
+}
+
+/// `GET /studies/{study}/series`
+pub async fn study_series(
+    State(dw): State<DicomWeb>,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, AppError> {
+    run_series(&dw, &headers, raw, Some(&study)).await
+}
+
+/// `GET /instances`
+pub async fn all_instances(State(dw): State<DicomWeb>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Response, AppError> {
+    run_instances(&dw, &headers, raw, None, None).await
+}
+
+/// `GET /studies/{study}/instances`
+pub async fn study_instances(
+    State(dw): State<DicomWeb>,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, AppError> {
+    run_instances(&dw, &headers, raw, Some(&study), None).await
+}
+
+/// `GET /studies/{study}/series/{series}/instances`
+pub async fn series_instances(
+    State(dw): State<DicomWeb>,
+    Path((study, series)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, AppError> {
+    run_instances(&dw, &headers, raw, Some(&study), Some(&series)).await
+}

@@ -1,0 +1,231 @@
+//! Wiring: the one place where concrete backends are named. Opens the
+//! catalog and the blob store chosen by the settings, builds the archive and
+//! the HTTP application, and serves it until a shutdown signal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use yunying_archive::{Archive, ArchiveSettings};
+use yunying_blob::{BlobStore, FsStore};
+use yunying_index::{Index, NewInstitution};
+
+use crate::config::{CatalogBackend, Settings};
+
+/// Opens the catalog the settings name.
+pub async fn open_catalog(settings: &Settings) -> anyhow_like::Result<Arc<dyn Index>> {
+    let index: Arc<dyn Index> = match &settings.catalog {
+        CatalogBackend::Sqlite { path } => Arc::new(yunying_index_sqlite::open(path).await?),
+        CatalogBackend::Postgres { url, max_connections } => Arc::new(
+            yunying_index_postgres::connect(&yunying_index_postgres::PgOptions {
+                url: url.clone(),
+                max_connections: *max_connections,
+            })
+            .await?,
+        ),
+    };
+    Ok(index)
+}
+
+/// Opens the blob store the settings name.
+pub fn open_blobs(settings: &Settings) -> anyhow_like::Result<Arc<dyn BlobStore>> {
+    let store = FsStore::open(&settings.blob_path)
+        .map_err(|e| anyhow_like::Error(format!("cannot open the blob store {}: {e}", settings.blob_path.display())))?;
+    Ok(Arc::new(store))
+}
+
+/// Opens everything and returns the archive (creating the default institution if needed).
+pub async fn open_archive(settings: &Settings) -> anyhow_like::Result<Arc<Archive>> {
+    std::fs::create_dir_all(&settings.data)
+        .map_err(|e| anyhow_like::Error(format!("cannot create the data directory {}: {e}", settings.data.display())))?;
+    let index = open_catalog(settings).await?;
+    let blobs = open_blobs(settings)?;
+    if index.institution_by_code(&settings.default_institution).await?.is_none() {
+        index
+            .upsert_institution(&NewInstitution {
+                code: settings.default_institution.clone(),
+                name_zh: settings.default_institution_name.clone(),
+                name_en: settings.default_institution.clone(),
+                patient_id_issuer: None,
+                ae_titles: vec![],
+            })
+            .await?;
+    }
+    let mut a = ArchiveSettings::new(&settings.staging_path, settings.default_institution.clone());
+    a.fallback_charset = settings.fallback_charset;
+    a.max_object_bytes = settings.max_object_bytes;
+    Ok(Archive::open(index, blobs, a).await?)
+}
+
+/// Readiness, shared by `/healthz` and start-up.
+#[derive(Clone, Default)]
+pub struct Health {
+    ready: Arc<AtomicBool>,
+    archive: Arc<std::sync::OnceLock<Arc<Archive>>>,
+}
+
+impl Health {
+    pub fn set_ready(&self, archive: Arc<Archive>) {
+        let _ = self.archive.set(archive);
+        self.ready.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn healthz(State(h): State<Health>) -> Response {
+    if !h.ready.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response();
+    }
+    let Some(archive) = h.archive.get() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response();
+    };
+    match archive.index().ping().await {
+        Ok(()) => {
+            let body = serde_json::json!({
+                "status": "ok",
+                "catalog": archive.index().backend(),
+                "storage": archive.blobs().describe(),
+                "version": env!("CARGO_PKG_VERSION"),
+            });
+            let mut r = (StatusCode::OK, body.to_string()).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("catalog unavailable: {e}\n")).into_response(),
+    }
+}
+
+async fn not_found() -> Response {
+    yunying_http_common::AppError::not_found("no such resource").into_response()
+}
+
+/// The HTTP application around a ready archive.
+pub fn router(settings: &Settings, archive: Arc<Archive>, health: Health) -> Router {
+    let mut dw = yunying_dicomweb::DicomWeb::new(archive);
+    dw.public_url = settings.public_url.as_ref().map(|u| format!("{u}/dicom-web"));
+    dw.max_results = settings.max_results;
+    dw.stow_parallelism = settings.stow_parallelism;
+    Router::new()
+        .nest("/dicom-web", yunying_dicomweb::router(dw))
+        .route("/healthz", get(healthz).with_state(health))
+        .fallback(not_found)
+        .layer(CatchPanicLayer::new())
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serves until SIGINT/SIGTERM. Binds first (so the address is known at
+/// once, `/healthz` answering 503), then opens the archive and runs
+/// `prepare` (demo data) before answering 200.
+pub async fn serve<F, Fut>(settings: Settings, prepare: F) -> anyhow_like::Result<()>
+where
+    F: FnOnce(Arc<Archive>) -> Fut,
+    Fut: std::future::Future<Output = anyhow_like::Result<()>>,
+{
+    let listener = tokio::net::TcpListener::bind(settings.http)
+        .await
+        .map_err(|e| anyhow_like::Error(format!("cannot listen on {}: {e}", settings.http)))?;
+    let local: SocketAddr = listener.local_addr().map_err(|e| anyhow_like::Error(e.to_string()))?;
+    let health = Health::default();
+
+    // Until the archive is open, only /healthz answers (503).
+    let (app_tx, app_rx) = tokio::sync::watch::channel::<Option<Router>>(None);
+    let starting = Router::new().route("/healthz", get(healthz).with_state(health.clone())).fallback(|| async {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+    });
+    let dispatch = tower::service_fn(move |req: axum::extract::Request| {
+        let current = app_rx.borrow().clone();
+        let starting = starting.clone();
+        async move {
+            use tower::ServiceExt;
+            let app = current.unwrap_or(starting);
+            app.oneshot(req).await
+        }
+    });
+    let outer = Router::new().fallback_service(dispatch);
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    println!("yunying: listening on http://{local}");
+    tracing::info!(%local, "listening");
+    let server = tokio::spawn(async move {
+        axum::serve(listener, outer.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+
+    let archive = open_archive(&settings).await?;
+    prepare(archive.clone()).await?;
+    let app = router(&settings, archive.clone(), health.clone());
+    let _ = app_tx.send(Some(app));
+    health.set_ready(archive.clone());
+    tracing::info!(
+        catalog = archive.index().backend(),
+        storage = %archive.blobs().describe(),
+        "ready"
+    );
+    println!("yunying: ready");
+    server
+        .await
+        .map_err(|e| anyhow_like::Error(e.to_string()))?
+        .map_err(|e| anyhow_like::Error(format!("server error: {e}")))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// A minimal error type for the binary: a message for the operator.
+pub mod anyhow_like {
+    /// An operator-facing error message.
+    #[derive(Debug)]
+    pub struct Error(pub String);
+
+    impl std::fmt::Display for Error {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl std::error::Error for Error {}
+
+    pub type Result<T> = std::result::Result<T, Error>;
+
+    macro_rules! from {
+        ($($t:ty),*) => {$(
+            impl From<$t> for Error {
+                fn from(e: $t) -> Self { Error(e.to_string()) }
+            }
+        )*};
+    }
+    from!(
+        yunying_index::IndexError,
+        yunying_archive::ArchiveError,
+        yunying_archive::IngestError,
+        crate::config::ConfigError,
+        std::io::Error
+    );
+}

@@ -1,0 +1,286 @@
+//! The command line: `serve`, `default-config`, `synth`, `import`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::anyhow_like::{Error, Result};
+use crate::config::{Overrides, Settings};
+
+#[derive(Parser, Debug)]
+#[command(name = "yunying", version, about = "Yunying (云影): a regional cloud imaging platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct Common {
+    /// Configuration file (TOML; see `yunying default-config`). Env: YUNYING_CONFIG.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (catalog, blobs, staging). Env: YUNYING_DATA. Default: ./yunying-data.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Catalog database URL (postgres://... for a shared catalog). Env: YUNYING_CATALOG_URL.
+    #[arg(long, value_name = "URL")]
+    catalog_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs the platform.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// HTTP listen address. Env: YUNYING_HTTP. Default: 127.0.0.1:8080.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+        /// Seeds the region's institutions and, on first start, synthetic demo studies.
+        #[arg(long)]
+        demo: bool,
+        /// Number of demo studies.
+        #[arg(long, default_value_t = 16, requires = "demo")]
+        demo_studies: usize,
+        /// Slices of each demo CT series.
+        #[arg(long, default_value_t = 40, requires = "demo")]
+        demo_slices: usize,
+    },
+    /// Prints a commented example configuration.
+    DefaultConfig,
+    /// Makes realistic synthetic studies (Part-10 files, or sent by STOW-RS).
+    Synth {
+        /// Writes files under this directory (`<study>/<series>/<sop>.dcm`).
+        #[arg(long, value_name = "DIR", conflicts_with = "url")]
+        out: Option<PathBuf>,
+        /// Sends them to this DICOMweb root, e.g. http://127.0.0.1:8080/dicom-web.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Number of studies.
+        #[arg(long, default_value_t = 4)]
+        studies: usize,
+        /// Slices of each CT series.
+        #[arg(long, default_value_t = 40)]
+        slices: usize,
+        /// Seed (the same seed makes the same studies, UIDs included).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Makes one study with a single CT series of N slices instead (the benchmark series).
+        #[arg(long, value_name = "N")]
+        single_series: Option<usize>,
+        /// Objects per STOW-RS request.
+        #[arg(long, default_value_t = 50)]
+        batch: usize,
+    },
+    /// Imports a folder tree of Part-10 files (historical migration); resumable.
+    Import {
+        /// The folder to import.
+        dir: PathBuf,
+        #[command(flatten)]
+        common: Common,
+        /// Institution code the objects come from (default: the configured default institution).
+        #[arg(long, value_name = "CODE")]
+        institution: Option<String>,
+        /// Sends to a running server over STOW-RS instead of opening the data directory.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Files in flight.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// Forgets what earlier runs of this import finished.
+        #[arg(long)]
+        restart: bool,
+    },
+}
+
+fn init_logging(settings: &Settings) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&settings.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if settings.log_json { builder.json().try_init() } else { builder.try_init() };
+}
+
+fn init_cli_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("YUNYING_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("yunying").build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("yunying: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("yunying: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::DefaultConfig => {
+            print!("{}", crate::config::EXAMPLE);
+            Ok(())
+        }
+        Command::Serve { common, http, demo, demo_studies, demo_slices } => {
+            let settings = Settings::load(
+                common.config.as_deref(),
+                &Overrides { http, data: common.data, catalog_url: common.catalog_url },
+            )?;
+            init_logging(&settings);
+            crate::app::serve(settings, move |archive| async move {
+                if demo {
+                    crate::demo::load(archive, demo_studies, demo_slices).await?;
+                }
+                Ok(())
+            })
+            .await
+        }
+        Command::Synth { out, url, studies, slices, seed, single_series, batch } => {
+            init_cli_logging();
+            synth(out, url, studies, slices, seed, single_series, batch).await
+        }
+        Command::Import { dir, common, institution, url, parallel, restart } => {
+            let settings = Settings::load(
+                common.config.as_deref(),
+                &Overrides { http: None, data: common.data, catalog_url: common.catalog_url },
+            )?;
+            init_logging(&settings);
+            import(settings, dir, institution, url, parallel, restart).await
+        }
+    }
+}
+
+async fn synth(
+    out: Option<PathBuf>,
+    url: Option<String>,
+    studies: usize,
+    slices: usize,
+    seed: u64,
+    single_series: Option<usize>,
+    batch: usize,
+) -> Result<()> {
+    let institutions = yunying_synth::region_institutions();
+    let plans = match single_series {
+        Some(n) => vec![yunying_synth::ct_series_study(seed, n, &institutions[0])],
+        None => yunying_synth::plan(&yunying_synth::SynthOptions {
+            seed,
+            studies,
+            ct_slices: slices,
+            institutions,
+            ..Default::default()
+        }),
+    };
+    let total: usize = plans.iter().map(|p| p.instance_count()).sum();
+    let started = Instant::now();
+    match (out, url) {
+        (Some(dir), _) => {
+            let n = yunying_synth::write_to_dir(&plans, &dir)
+                .map_err(|e| Error(format!("cannot write under {}: {e}", dir.display())))?;
+            println!("wrote {n} files ({} studies) under {} in {:.1} s", plans.len(), dir.display(), started.elapsed().as_secs_f64());
+        }
+        (None, Some(url)) => {
+            let client = crate::stow_client::StowClient::new(&url);
+            let bar = indicatif::ProgressBar::new(total as u64);
+            let (mut stored, mut failed) = (0, 0);
+            for plan in &plans {
+                let mut chunk = Vec::with_capacity(batch);
+                let send = |chunk: Vec<bytes::Bytes>| {
+                    let client = client.clone();
+                    async move { client.store(chunk).await }
+                };
+                for (_, bytes) in plan.instances() {
+                    chunk.push(bytes::Bytes::from(bytes));
+                    if chunk.len() >= batch.max(1) {
+                        let n = chunk.len();
+                        let s = send(std::mem::take(&mut chunk)).await.map_err(Error)?;
+                        stored += s.stored;
+                        failed += s.failed;
+                        bar.inc(n as u64);
+                    }
+                }
+                if !chunk.is_empty() {
+                    let n = chunk.len();
+                    let s = send(chunk).await.map_err(Error)?;
+                    stored += s.stored;
+                    failed += s.failed;
+                    bar.inc(n as u64);
+                }
+            }
+            bar.finish_and_clear();
+            println!(
+                "sent {total} instances ({} studies) to {url}: {stored} stored, {failed} failed, {:.1} s",
+                plans.len(),
+                started.elapsed().as_secs_f64()
+            );
+            if failed > 0 {
+                return Err(Error(format!("{failed} instances were refused")));
+            }
+        }
+        (None, None) => return Err(Error("give --out DIR or --url URL".into())),
+    }
+    Ok(())
+}
+
+async fn import(
+    settings: Settings,
+    dir: PathBuf,
+    institution: Option<String>,
+    url: Option<String>,
+    parallel: usize,
+    restart: bool,
+) -> Result<()> {
+    if !dir.is_dir() {
+        return Err(Error(format!("{} is not a directory", dir.display())));
+    }
+    let journal = crate::import::journal_path(&settings.data, &dir);
+    if restart {
+        let _ = std::fs::remove_file(&journal);
+    }
+    let (target, institution_id) = match url {
+        Some(u) => (crate::import::Target::Stow(crate::stow_client::StowClient::new(&u)), None),
+        None => {
+            let archive = crate::app::open_archive(&settings).await?;
+            let id = match &institution {
+                Some(code) => Some(
+                    archive
+                        .index()
+                        .institution_by_code(code)
+                        .await?
+                        .ok_or_else(|| Error(format!("no institution with code {code:?}")))?
+                        .id,
+                ),
+                None => None,
+            };
+            (crate::import::Target::Archive(archive), id)
+        }
+    };
+    let summary = crate::import::run(
+        target,
+        crate::import::ImportOptions {
+            dir,
+            institution: institution_id,
+            parallel,
+            journal: Some(journal),
+            progress: true,
+        },
+    )
+    .await
+    .map_err(Error)?;
+    print!("{summary}");
+    if summary.failed > 0 {
+        return Err(Error(format!("{} files failed; run the same command again to retry them", summary.failed)));
+    }
+    Ok(())
+}

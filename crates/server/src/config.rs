@@ -1,0 +1,292 @@
+//! Configuration in two stages: [`RawConfig`] mirrors the TOML file (every
+//! field optional); [`Settings::resolve`] layers defaults < file < environment
+//! (`YUNYING_*`) < command-line flags and validates the result.
+//! `yunying default-config` prints [`EXAMPLE`], a commented example.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The commented example configuration (`yunying default-config`).
+pub const EXAMPLE: &str = r#"# Yunying (云影) configuration.
+# Every setting is optional: `yunying serve` with no configuration runs on
+# ./yunying-data with SQLite and filesystem blobs. Environment variables
+# (YUNYING_HTTP, YUNYING_DATA, YUNYING_CATALOG_URL, YUNYING_PUBLIC_URL,
+# YUNYING_LOG) override this file; command-line flags override both.
+
+[server]
+# Address of the HTTP listener (DICOMweb under /dicom-web, /healthz).
+http = "127.0.0.1:8080"
+# Where the platform keeps its data: the SQLite catalog, the blobs, the
+# staging area. Must be on durable local storage.
+data = "./yunying-data"
+# The URL clients reach this server at, when it sits behind a gateway or a
+# load balancer (used in RetrieveURL and BulkDataURI). Default: derived from
+# each request's Host header.
+# public_url = "https://pacs.example.cn"
+
+[catalog]
+# The catalog database. Default: SQLite at <data>/catalog.db.
+# For several nodes, point every node at the same PostgreSQL database:
+# url = "postgres://yunying@db.example.cn:5432/yunying"
+# Connections per node (PostgreSQL).
+max_connections = 16
+
+[storage]
+# Where original objects are kept. Default: <data>/blobs.
+# path = "/srv/yunying/blobs"
+
+[ingest]
+# Institution that objects are attributed to when the sender's identity does
+# not name one (created at start if missing).
+default_institution = "DEFAULT"
+default_institution_name = "默认机构"
+# Encoding of non-ASCII text in objects that declare no Specific Character
+# Set. GB18030 covers GBK and GB2312, which Chinese equipment sends.
+fallback_charset = "GB18030"
+# Largest object accepted, in MiB.
+max_object_mib = 16384
+# Objects of one STOW-RS request ingested in parallel.
+stow_parallelism = 4
+
+[dicomweb]
+# Most results of one QIDO-RS response.
+max_results = 10000
+
+[log]
+# error, warn, info, debug, trace; or a filter such as "info,yunying_archive=debug".
+level = "info"
+# "text" or "json".
+format = "text"
+"#;
+
+/// The TOML file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub catalog: RawCatalog,
+    #[serde(default)]
+    pub storage: RawStorage,
+    #[serde(default)]
+    pub ingest: RawIngest,
+    #[serde(default)]
+    pub dicomweb: RawDicomWeb,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub http: Option<String>,
+    pub data: Option<PathBuf>,
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCatalog {
+    pub url: Option<String>,
+    pub max_connections: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngest {
+    pub default_institution: Option<String>,
+    pub default_institution_name: Option<String>,
+    pub fallback_charset: Option<String>,
+    pub max_object_mib: Option<u64>,
+    pub stow_parallelism: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDicomWeb {
+    pub max_results: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub level: Option<String>,
+    pub format: Option<String>,
+}
+
+/// Where the catalog lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogBackend {
+    Sqlite { path: PathBuf },
+    Postgres { url: String, max_connections: u32 },
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub http: SocketAddr,
+    pub data: PathBuf,
+    pub public_url: Option<String>,
+    pub catalog: CatalogBackend,
+    pub blob_path: PathBuf,
+    pub staging_path: PathBuf,
+    pub default_institution: String,
+    pub default_institution_name: String,
+    pub fallback_charset: &'static encoding_rs::Encoding,
+    pub max_object_bytes: u64,
+    pub stow_parallelism: usize,
+    pub max_results: u32,
+    pub log_level: String,
+    pub log_json: bool,
+}
+
+/// Values given on the command line (they win over everything).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub http: Option<String>,
+    pub data: Option<PathBuf>,
+    pub catalog_url: Option<String>,
+}
+
+/// A configuration problem, said so that the operator knows what to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl RawConfig {
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: &Path) -> Result<RawConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Settings {
+    /// Layers defaults, the file, the environment and the flags, and validates.
+    pub fn resolve(raw: RawConfig, flags: &Overrides) -> Result<Settings, ConfigError> {
+        let http_s = flags
+            .http
+            .clone()
+            .or_else(|| env("YUNYING_HTTP"))
+            .or(raw.server.http)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let http: SocketAddr = http_s
+            .parse()
+            .map_err(|_| ConfigError(format!("server.http {http_s:?} is not an address such as 127.0.0.1:8080")))?;
+        let data = flags
+            .data
+            .clone()
+            .or_else(|| env("YUNYING_DATA").map(PathBuf::from))
+            .or(raw.server.data)
+            .unwrap_or_else(|| PathBuf::from("./yunying-data"));
+        let public_url = env("YUNYING_PUBLIC_URL").or(raw.server.public_url).map(|u| u.trim_end_matches('/').to_string());
+        if let Some(u) = &public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(ConfigError(format!("server.public_url {u:?} must start with http:// or https://")));
+        }
+        let catalog_url = flags.catalog_url.clone().or_else(|| env("YUNYING_CATALOG_URL")).or(raw.catalog.url);
+        let catalog = match catalog_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                CatalogBackend::Postgres { url, max_connections: raw.catalog.max_connections.unwrap_or(16).max(2) }
+            }
+            Some(url) if url.starts_with("sqlite://") => {
+                CatalogBackend::Sqlite { path: PathBuf::from(url.trim_start_matches("sqlite://")) }
+            }
+            Some(url) => {
+                return Err(ConfigError(format!(
+                    "catalog.url {url:?} names no known engine: use postgres://... or sqlite://PATH"
+                )));
+            }
+            None => CatalogBackend::Sqlite { path: data.join("catalog.db") },
+        };
+        let blob_path = raw.storage.path.unwrap_or_else(|| data.join("blobs"));
+        let charset_label = raw.ingest.fallback_charset.unwrap_or_else(|| "GB18030".into());
+        let fallback_charset = encoding_rs::Encoding::for_label(charset_label.as_bytes()).ok_or_else(|| {
+            ConfigError(format!("ingest.fallback_charset {charset_label:?} is not a known encoding (try GB18030)"))
+        })?;
+        let default_institution = raw.ingest.default_institution.unwrap_or_else(|| "DEFAULT".into());
+        if default_institution.trim().is_empty() {
+            return Err(ConfigError("ingest.default_institution must not be empty".into()));
+        }
+        let log_format = raw.log.format.unwrap_or_else(|| "text".into());
+        if log_format != "text" && log_format != "json" {
+            return Err(ConfigError(format!("log.format {log_format:?} must be \"text\" or \"json\"")));
+        }
+        Ok(Settings {
+            http,
+            staging_path: data.join("staging"),
+            data,
+            public_url,
+            catalog,
+            blob_path,
+            default_institution,
+            default_institution_name: raw.ingest.default_institution_name.unwrap_or_else(|| "默认机构".into()),
+            fallback_charset,
+            max_object_bytes: raw.ingest.max_object_mib.unwrap_or(16384).max(1) << 20,
+            stow_parallelism: raw.ingest.stow_parallelism.unwrap_or(4).clamp(1, 64),
+            max_results: raw.dicomweb.max_results.unwrap_or(10_000).max(1),
+            log_level: env("YUNYING_LOG").or(raw.log.level).unwrap_or_else(|| "info".into()),
+            log_json: log_format == "json",
+        })
+    }
+
+    /// Loads the file named by the flag or `YUNYING_CONFIG` (if any) and resolves.
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Settings, ConfigError> {
+        let file = file.map(PathBuf::from).or_else(|| env("YUNYING_CONFIG").map(PathBuf::from));
+        let raw = match file {
+            Some(f) => RawConfig::from_file(&f)?,
+            None => RawConfig::default(),
+        };
+        Settings::resolve(raw, flags)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses_and_resolves() {
+        let raw: RawConfig = toml::from_str(EXAMPLE).unwrap();
+        let s = Settings::resolve(raw, &Overrides::default()).unwrap();
+        assert_eq!(s.http.to_string(), "127.0.0.1:8080");
+        assert!(matches!(s.catalog, CatalogBackend::Sqlite { .. }));
+        assert_eq!(s.fallback_charset, encoding_rs::GB18030);
+    }
+
+    #[test]
+    fn flags_win_and_errors_are_clear() {
+        let raw: RawConfig = toml::from_str("[server]\nhttp = \"0.0.0.0:1\"").unwrap();
+        let s = Settings::resolve(
+            raw,
+            &Overrides {
+                http: Some("127.0.0.1:9999".into()),
+                catalog_url: Some("postgres://u@h/db".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.http.port(), 9999);
+        assert!(matches!(s.catalog, CatalogBackend::Postgres { .. }));
+        let bad: Result<RawConfig, _> = toml::from_str("[server]\nhtp = \"x\"");
+        assert!(bad.is_err(), "unknown keys are refused");
+        let e = Settings::resolve(RawConfig::default(), &Overrides { http: Some("nope".into()), ..Default::default() })
+            .unwrap_err();
+        assert!(e.0.contains("server.http"));
+    }
+}

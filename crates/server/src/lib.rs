@@ -1,0 +1,19 @@
+//! Yunying (云影), a regional cloud imaging platform: the binary's library.
+//!
+//! This crate is the only one that reads files, flags and environment, and
+//! the only one that names concrete backends:
+//! - [`config`]: the two-stage configuration (raw TOML + env + flags →
+//!   validated [`config::Settings`]) and the commented example;
+//! - [`app`]: opens the catalog (SQLite or PostgreSQL) and the blob store,
+//!   builds the [`yunying_archive::Archive`] and the HTTP router, serves;
+//! - [`cli`]: the subcommands (`serve`, `default-config`, `synth`, `import`);
+//! - [`demo`]: the region's institutions and synthetic demo studies;
+//! - [`import`]: historical migration of Part-10 folder trees;
+//! - [`stow_client`]: a small STOW-RS client used by `synth --url` and `import --url`.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod import;
+pub mod stow_client;

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what Yunying's build and tests need on a Debian machine, when it
+# is missing: a C toolchain (for the bundled SQLite), Python's venv, DCMTK
+# (a reference DICOM toolkit used by the tests), and the Python packages of
+# the black-box tests in a private virtual environment.
+# Safe to run again: it only installs what is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v cc >/dev/null || need+=(build-essential)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v dcmdump >/dev/null || need+=(dcmtk)
+command -v curl >/dev/null || need+=(curl)
+command -v unzip >/dev/null || need+=(unzip)
+if ((${#need[@]})); then
+  echo "setup-deps: installing ${need[*]}"
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup-deps: cargo is missing; install Rust (https://rustup.rs) and run again" >&2
+  exit 1
+fi
+
+# Python tools of the black-box tests, pinned, in a venv outside the clone.
+VENV="${YUNYING_VENV:-$HOME/.cache/yunying/venv}"
+REQ=tests/python/requirements.txt
+STAMP="$VENV/.requirements.sha256"
+want=$(sha256sum "$REQ" | cut -d' ' -f1)
+if [[ ! -x "$VENV/bin/python" || ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]]; then
+  echo "setup-deps: preparing the Python test environment in $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ"
+  echo "$want" > "$STAMP"
+fi

@@ -1,0 +1,73 @@
+"""Black-box tests: third-party DICOMweb clients against the real `yunying` binary.
+
+The `yunying` fixture starts `yunying serve` on a free port with a fresh data
+directory and stops it afterwards. Real test files come from the pinned
+`scripts/fetch-testdata.sh` (directory in $YUNYING_TESTDATA).
+"""
+import os
+import pathlib
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+
+def pytest_addoption(parser):
+    parser.addoption("--yunying-bin", default=os.environ.get("YUNYING_BIN", "target/debug/yunying"),
+                     help="path of the yunying binary under test")
+
+
+class Server:
+    def __init__(self, binary, extra=()):
+        self.tmp = tempfile.TemporaryDirectory(prefix="yunying-py-")
+        self.data = pathlib.Path(self.tmp.name) / "data"
+        env = dict(os.environ, YUNYING_LOG=os.environ.get("YUNYING_TEST_LOG", "warn"))
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--http", "127.0.0.1:0", "--data", str(self.data), *extra],
+            stdout=subprocess.PIPE, text=True, env=env)
+        deadline = time.time() + 60
+        self.base = None
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("yunying: listening on "):
+                self.base = line.split("listening on ", 1)[1].strip()
+                break
+        assert self.base, "yunying printed no listening address"
+        while time.time() < deadline:
+            try:
+                if requests.get(self.base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        else:
+            raise AssertionError("yunying did not become healthy")
+        self.dicomweb = self.base + "/dicom-web"
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.tmp.cleanup()
+
+
+@pytest.fixture(scope="module")
+def yunying(request):
+    server = Server(request.config.getoption("--yunying-bin"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def testdata():
+    d = pathlib.Path(os.environ.get("YUNYING_TESTDATA", pathlib.Path.home() / ".cache/yunying/testdata"))
+    if not (d / "MANIFEST.txt").exists():
+        pytest.fail(f"test data missing in {d}: run scripts/fetch-testdata.sh")
+    return d
