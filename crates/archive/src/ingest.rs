@@ -219,10 +219,15 @@ impl Archive {
 
     /// Ingests a Part-10 file from disk (imports of historical data).
     pub async fn ingest_file(self: &Arc<Self>, path: &Path, source: &IngestSource) -> Result<IngestOutcome, IngestError> {
+        let staged = self.stage_file(path, source.institution).await?;
+        self.ingest(staged, source).await
+    }
+
+    /// Copies a file into the staging area.
+    async fn stage_file(self: &Arc<Self>, path: &Path, institution: Option<InstitutionId>) -> Result<Staged, IngestError> {
         let me = self.clone();
         let path = path.to_path_buf();
-        let institution = source.institution;
-        let staged = tokio::task::spawn_blocking(move || -> Result<Staged, IngestError> {
+        tokio::task::spawn_blocking(move || -> Result<Staged, IngestError> {
             let mut f = File::open(&path).map_err(|e| IngestError::io(&format!("cannot read {}", path.display()), e))?;
             let mut staged = me.stage(institution)?;
             let mut buf = vec![0u8; 1 << 20];
@@ -236,8 +241,7 @@ impl Archive {
             Ok(staged)
         })
         .await
-        .map_err(|e| IngestError::internal("import task failed", e))??;
-        self.ingest(staged, source).await
+        .map_err(|e| IngestError::internal("staging task failed", e))?
     }
 
     /// Parses and examines a staged file (blocking).
@@ -332,25 +336,7 @@ impl Archive {
         }
         // Linked but not indexed: finish it.
         let institution = staging::institution_from_name(name).map(InstitutionId);
-        let staged = {
-            let p = path.to_path_buf();
-            let me = self.clone();
-            tokio::task::spawn_blocking(move || -> Result<Staged, IngestError> {
-                let mut s = me.stage(institution)?;
-                let mut f = File::open(&p).map_err(|e| IngestError::io("read", e))?;
-                let mut buf = vec![0u8; 1 << 20];
-                loop {
-                    let n = f.read(&mut buf).map_err(|e| IngestError::io("read", e))?;
-                    if n == 0 {
-                        break;
-                    }
-                    s.write(&buf[..n])?;
-                }
-                Ok(s)
-            })
-            .await
-            .map_err(|e| IngestError::internal("recovery task", e))??
-        };
+        let staged = self.stage_file(path, institution).await?;
         let source = IngestSource { channel: "recovered", peer: name.to_string(), institution, expected_study: None };
         self.ingest(staged, &source).await?;
         Ok(true)
