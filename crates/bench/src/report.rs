@@ -1,0 +1,428 @@
+//! The figures: what each metric is, its budget, the table and the JSON.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::server::Product;
+
+/// The figures measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Metric {
+    StowRate,
+    StowRss,
+    StowCpu,
+    WadoSeries,
+    Metadata,
+    QidoSeriesInstances,
+    Frames,
+    Load,
+    QidoPatientId,
+    QidoLimit,
+    QidoName,
+}
+
+/// What the labels say about the data.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub slices: usize,
+    pub series_bytes: u64,
+    pub studies: usize,
+    pub name_query: String,
+    pub name_matches: usize,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 11] = [
+        Metric::StowRate,
+        Metric::StowRss,
+        Metric::StowCpu,
+        Metric::WadoSeries,
+        Metric::Metadata,
+        Metric::QidoSeriesInstances,
+        Metric::Frames,
+        Metric::Load,
+        Metric::QidoPatientId,
+        Metric::QidoLimit,
+        Metric::QidoName,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::StowRate => "stow_instances_per_s",
+            Metric::StowRss => "stow_peak_rss_mb",
+            Metric::StowCpu => "stow_server_cpu_s",
+            Metric::WadoSeries => "wado_series_mb_per_s",
+            Metric::Metadata => "series_metadata_ms",
+            Metric::QidoSeriesInstances => "qido_series_instances_ms",
+            Metric::Frames => "frames_6_connections_s",
+            Metric::Load => "load_small_studies_instances_per_s",
+            Metric::QidoPatientId => "qido_patient_id_ms",
+            Metric::QidoLimit => "qido_limit_100_ms",
+            Metric::QidoName => "qido_patient_name_wildcard_ms",
+        }
+    }
+
+    pub fn label(self, c: &Context) -> String {
+        let n = c.slices;
+        let k = if c.studies.is_multiple_of(1000) { format!("{}k", c.studies / 1000) } else { c.studies.to_string() };
+        match self {
+            Metric::StowRate => {
+                format!("STOW-RS {n}-image CT series ({:.0} MB), 1 request", c.series_bytes as f64 / 1e6)
+            }
+            Metric::StowRss => "peak RSS of the server, STOW-RS ingest".into(),
+            Metric::StowCpu => "server process CPU time during the STOW-RS".into(),
+            Metric::WadoSeries => "WADO-RS whole series, multipart".into(),
+            Metric::Metadata => format!("series /metadata ({n} instances), warm"),
+            Metric::QidoSeriesInstances => format!("QIDO series' {n} instances"),
+            Metric::Frames => format!("{n} frames, 1 request each, 6 connections"),
+            Metric::Load => format!("load {k} one-instance studies (STOW x200)"),
+            Metric::QidoPatientId => format!("QIDO /studies?PatientID= ({k} studies) p50/p95"),
+            Metric::QidoLimit => format!("QIDO /studies?limit=100 ({k}) p50/p95"),
+            Metric::QidoName => {
+                format!("QIDO /studies?PatientName={} ({k}, {} hits) p50/p95", c.name_query, c.name_matches)
+            }
+        }
+    }
+
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::StowRate | Metric::Load => "instances/s",
+            Metric::StowRss => "MB",
+            Metric::WadoSeries => "MB/s",
+            Metric::Frames | Metric::StowCpu => "s",
+            _ => "ms",
+        }
+    }
+
+    /// Figures from a distribution of single requests (p50 and p95).
+    pub fn is_percentile(self) -> bool {
+        matches!(self, Metric::QidoPatientId | Metric::QidoLimit | Metric::QidoName)
+    }
+
+    pub fn budget(self) -> &'static str {
+        match self {
+            Metric::StowRate => ">= 300/s and >= 2x Orthanc",
+            Metric::StowRss => "< 150 MB",
+            Metric::WadoSeries => ">= 1000 MB/s and > Orthanc",
+            Metric::Metadata => "< 50 ms",
+            Metric::QidoSeriesInstances => "< 50 ms",
+            Metric::Frames => "< 1 s",
+            Metric::Load | Metric::StowCpu => "-",
+            Metric::QidoPatientId => "p50 < 2 ms",
+            Metric::QidoLimit => "p50 < 20 ms",
+            Metric::QidoName => "p50 < 10 ms",
+        }
+    }
+
+    /// Whether a Yunying figure meets the budget (None: no budget).
+    pub fn check(self, v: f64, orthanc: Option<f64>) -> Option<bool> {
+        Some(match self {
+            Metric::StowRate => v >= 300.0 && orthanc.is_none_or(|o| v >= 2.0 * o),
+            Metric::StowRss => v < 150.0,
+            Metric::WadoSeries => v >= 1000.0 && orthanc.is_none_or(|o| v > o),
+            Metric::Metadata | Metric::QidoSeriesInstances => v < 50.0,
+            Metric::Frames => v < 1.0,
+            Metric::Load | Metric::StowCpu => return None,
+            Metric::QidoPatientId => v < 2.0,
+            Metric::QidoLimit => v < 20.0,
+            Metric::QidoName => v < 10.0,
+        })
+    }
+
+    /// Whether the budget compares with Orthanc.
+    fn compares_with_orthanc(self) -> bool {
+        matches!(self, Metric::StowRate | Metric::WadoSeries)
+    }
+
+    pub fn fmt(self, v: f64) -> String {
+        match self {
+            Metric::StowRate | Metric::Load => format!("{v:.0}/s"),
+            Metric::StowRss => format!("{v:.0} MB"),
+            Metric::WadoSeries => format!("{v:.0} MB/s"),
+            Metric::Frames => format!("{v:.3} s"),
+            Metric::StowCpu => format!("{v:.2} s"),
+            _ if v < 10.0 => format!("{v:.2} ms"),
+            _ => format!("{v:.1} ms"),
+        }
+    }
+
+    fn fmt_bare(self, v: f64) -> String {
+        match self {
+            Metric::StowRate | Metric::Load | Metric::StowRss | Metric::WadoSeries => format!("{v:.0}"),
+            Metric::Frames => format!("{v:.3}"),
+            Metric::StowCpu => format!("{v:.2}"),
+            _ if v < 10.0 => format!("{v:.2}"),
+            _ => format!("{v:.1}"),
+        }
+    }
+}
+
+/// The values of one metric for one product.
+#[derive(Debug, Clone, Default)]
+pub struct Entry {
+    /// One value per run (the median of that run's repetitions).
+    pub runs: Vec<f64>,
+    /// Single-request times, for percentile metrics.
+    pub samples: Vec<f64>,
+    pub errors: Vec<String>,
+}
+
+pub fn median(v: &[f64]) -> Option<f64> {
+    percentile(v, 50.0)
+}
+
+/// Nearest-rank percentile.
+pub fn percentile(v: &[f64], p: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    if p == 50.0 && s.len().is_multiple_of(2) {
+        let m = s.len() / 2;
+        return Some((s[m - 1] + s[m]) / 2.0);
+    }
+    let rank = ((p / 100.0) * s.len() as f64).ceil().max(1.0) as usize;
+    Some(s[rank.min(s.len()) - 1])
+}
+
+impl Entry {
+    /// The reported figure: p50 of the samples, or the median of the runs.
+    /// None when any error happened (a broken server does not get a figure).
+    pub fn value(&self, m: Metric) -> Option<f64> {
+        if !self.errors.is_empty() {
+            return None;
+        }
+        if m.is_percentile() { median(&self.samples) } else { median(&self.runs) }
+    }
+
+    pub fn p95(&self) -> Option<f64> {
+        percentile(&self.samples, 95.0)
+    }
+}
+
+/// Every figure of the run.
+#[derive(Debug, Default)]
+pub struct Results {
+    pub products: Vec<Product>,
+    pub entries: BTreeMap<(Metric, Product), Entry>,
+    /// Products that could not be measured, and why.
+    pub unavailable: BTreeMap<Product, String>,
+    /// Metrics not run for a product, and why (e.g. Orthanc's 10k QIDO).
+    pub not_run: BTreeMap<(Metric, Product), String>,
+}
+
+impl Results {
+    pub fn entry(&mut self, m: Metric, p: Product) -> &mut Entry {
+        self.entries.entry((m, p)).or_default()
+    }
+
+    pub fn push(&mut self, m: Metric, p: Product, v: f64) {
+        self.entry(m, p).runs.push(v);
+    }
+
+    pub fn error(&mut self, m: Metric, p: Product, e: String) {
+        eprintln!("   !! {} / {}: {e}", p.title(), m.key());
+        self.entry(m, p).errors.push(e);
+    }
+
+    fn value(&self, m: Metric, p: Product) -> Option<f64> {
+        self.entries.get(&(m, p)).and_then(|e| e.value(m))
+    }
+
+    fn cell(&self, m: Metric, p: Product) -> String {
+        if self.unavailable.contains_key(&p) {
+            return "unavailable".into();
+        }
+        if let Some(why) = self.not_run.get(&(m, p)) {
+            return why.clone();
+        }
+        let Some(e) = self.entries.get(&(m, p)) else { return "-".into() };
+        if !e.errors.is_empty() {
+            return "ERROR".into();
+        }
+        let Some(v) = e.value(m) else { return "-".into() };
+        if m.is_percentile() {
+            let p95 = e.p95().unwrap_or(f64::NAN);
+            return format!("{} / {}", m.fmt_bare(v), m.fmt(p95));
+        }
+        let mut s = m.fmt(v);
+        if p.is_yunying()
+            && m.compares_with_orthanc()
+            && let Some(o) = self.value(m, Product::Orthanc)
+            && o > 0.0
+        {
+            s.push_str(&format!(" ({:.1}x)", v / o));
+        }
+        s
+    }
+
+    /// "pass", "FAIL (...)" or "-" for a metric, over the Yunying columns.
+    pub fn verdict(&self, m: Metric) -> (String, bool) {
+        let orthanc = self.value(m, Product::Orthanc);
+        let mut failed = Vec::new();
+        let mut checked = 0;
+        for &p in self.products.iter().filter(|p| p.is_yunying()) {
+            if self.unavailable.contains_key(&p) || self.not_run.contains_key(&(m, p)) {
+                continue;
+            }
+            let Some(e) = self.entries.get(&(m, p)) else { continue };
+            if !e.errors.is_empty() {
+                failed.push(format!("{}: error", p.short()));
+                continue;
+            }
+            match e.value(m).and_then(|v| m.check(v, orthanc)) {
+                Some(true) => checked += 1,
+                Some(false) => failed.push(p.short().to_string()),
+                None => {}
+            }
+        }
+        if !failed.is_empty() {
+            (format!("FAIL ({})", failed.join(", ")), true)
+        } else if checked > 0 {
+            let note = if m.compares_with_orthanc() && orthanc.is_none() { " (no Orthanc figure)" } else { "" };
+            (format!("pass{note}"), false)
+        } else {
+            ("-".into(), false)
+        }
+    }
+
+    /// The table, as printed.
+    pub fn table(&self, c: &Context) -> String {
+        let mut header = vec!["metric".to_string()];
+        header.extend(self.products.iter().map(|p| p.title().to_string()));
+        header.push("budget (Yunying)".into());
+        header.push("verdict".into());
+        let mut rows = vec![header];
+        for m in Metric::ALL {
+            if !self.products.iter().any(|&p| self.entries.contains_key(&(m, p)) || self.not_run.contains_key(&(m, p)))
+            {
+                continue;
+            }
+            let mut row = vec![m.label(c)];
+            row.extend(self.products.iter().map(|&p| self.cell(m, p)));
+            row.push(m.budget().to_string());
+            row.push(self.verdict(m).0);
+            rows.push(row);
+        }
+        let cols = rows[0].len();
+        let width: Vec<usize> =
+            (0..cols).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+        let line = |r: &Vec<String>| {
+            let cells: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let pad = width[i] - s.chars().count();
+                    if i == 0 || i + 1 >= cols - 1 {
+                        format!("{s}{}", " ".repeat(pad))
+                    } else {
+                        format!("{}{s}", " ".repeat(pad))
+                    }
+                })
+                .collect();
+            format!("| {} |", cells.join(" | "))
+        };
+        let sep = format!("|{}|", width.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|"));
+        let mut out = String::new();
+        out.push_str(&line(&rows[0]));
+        out.push('\n');
+        out.push_str(&sep);
+        out.push('\n');
+        for r in &rows[1..] {
+            out.push_str(&line(r));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Every run's value, the p95s, the errors.
+    pub fn details(&self, c: &Context) -> String {
+        let mut out = String::new();
+        let w = Metric::ALL.iter().map(|m| m.label(c).chars().count()).max().unwrap_or(40);
+        for m in Metric::ALL {
+            for &p in &self.products {
+                let Some(e) = self.entries.get(&(m, p)) else { continue };
+                if !e.runs.is_empty() && !m.is_percentile() {
+                    let runs: Vec<String> = e.runs.iter().map(|v| m.fmt_bare(*v)).collect();
+                    out.push_str(&format!(
+                        "  {:<w$} {:<20} runs: [{}] {}\n",
+                        m.label(c),
+                        p.title(),
+                        runs.join(", "),
+                        m.unit()
+                    ));
+                }
+                if m.is_percentile() && !e.samples.is_empty() {
+                    let q = |x| percentile(&e.samples, x).map(|v| m.fmt_bare(v)).unwrap_or_default();
+                    out.push_str(&format!(
+                        "  {:<w$} {:<20} n={} min {} p50 {} p95 {} max {} ms\n",
+                        m.label(c),
+                        p.title(),
+                        e.samples.len(),
+                        q(0.0),
+                        q(50.0),
+                        q(95.0),
+                        q(100.0)
+                    ));
+                }
+                for err in &e.errors {
+                    out.push_str(&format!("  {:<w$} {:<20} ERROR: {err}\n", m.label(c), p.title()));
+                }
+            }
+        }
+        for (p, why) in &self.unavailable {
+            out.push_str(&format!("  {} unavailable: {why}\n", p.title()));
+        }
+        out
+    }
+
+    pub fn failures(&self, c: &Context) -> Vec<String> {
+        Metric::ALL
+            .iter()
+            .filter_map(|&m| {
+                let (v, failed) = self.verdict(m);
+                failed.then(|| format!("{}: {v} (budget {})", m.label(c), m.budget()))
+            })
+            .collect()
+    }
+
+    pub fn to_json(&self, c: &Context) -> Value {
+        let metrics: Vec<Value> = Metric::ALL
+            .iter()
+            .filter(|&&m| self.products.iter().any(|&p| self.entries.contains_key(&(m, p))))
+            .map(|&m| {
+                let mut values = serde_json::Map::new();
+                for &p in &self.products {
+                    let v = if let Some(why) = self.unavailable.get(&p) {
+                        json!({"unavailable": why})
+                    } else if let Some(why) = self.not_run.get(&(m, p)) {
+                        json!({"not_run": why})
+                    } else if let Some(e) = self.entries.get(&(m, p)) {
+                        let mut o = json!({"value": e.value(m), "errors": e.errors});
+                        if m.is_percentile() {
+                            o["p50"] = json!(median(&e.samples));
+                            o["p95"] = json!(e.p95());
+                            o["min"] = json!(percentile(&e.samples, 0.0));
+                            o["max"] = json!(percentile(&e.samples, 100.0));
+                            o["requests"] = json!(e.samples.len());
+                        } else {
+                            o["runs"] = json!(e.runs);
+                        }
+                        o
+                    } else {
+                        Value::Null
+                    };
+                    values.insert(p.key().to_string(), v);
+                }
+                let (verdict, _) = self.verdict(m);
+                json!({
+                    "key": m.key(), "label": m.label(c), "unit": m.unit(), "budget": m.budget(),
+                    "verdict": verdict, "values": values,
+                })
+            })
+            .collect();
+        json!({ "metrics": metrics })
+    }
+}
