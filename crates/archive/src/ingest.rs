@@ -93,7 +93,8 @@ impl Archive {
         // 1. Durable staging (the write-ahead intent), then the header, off the runtime.
         let me = self.clone();
         let (staged, examined) = tokio::task::spawn_blocking(move || {
-            let r = staged.finish().and_then(|_| me.examine(staged.path(), staged.len()));
+            let r = staged.finish().and_then(|_| me.examine(&staged));
+            staged.release_memory();
             (staged, r)
         })
         .await
@@ -115,11 +116,9 @@ impl Archive {
             )));
         }
 
-        // 3. An identical re-send is a no-op.
+        // 3. An identical re-send is found by the commit (its blob key is the
+        // same, so linking it again is a no-op): no extra catalog round trip.
         let sha = staged.sha256_hex();
-        if self.index.find_version(&a.sop_instance_uid, &sha).await.map_err(|e| with_uids(index_err(e)))?.is_some() {
-            return Ok(outcome(a, IngestStatus::Duplicate));
-        }
 
         // 4. Institution and patient identity.
         let institution = self.institution_for(source, staged.institution()).await.map_err(with_uids)?;
@@ -244,13 +243,28 @@ impl Archive {
         .map_err(|e| IngestError::internal("staging task failed", e))?
     }
 
-    /// Parses and examines a staged file (blocking).
-    fn examine(&self, path: &Path, len: u64) -> Result<Examined, IngestError> {
-        let parse_opts = self.settings.parse.clone();
-        let fallback = self.settings.fallback_charset;
-        let path = path.to_path_buf();
-        // The parser is written not to panic; this is the second fence.
-        std::panic::catch_unwind(move || examine_file(&path, len, &parse_opts, fallback)).unwrap_or_else(|p| {
+    /// Parses and examines a staged object (blocking): from memory when it
+    /// is still there, else from its file.
+    fn examine(&self, staged: &Staged) -> Result<Examined, IngestError> {
+        match staged.memory_reader() {
+            Some(mut r) => {
+                let len = r.len();
+                self.fenced(|| examine_reader(&mut r, len, &self.settings.parse, self.settings.fallback_charset))
+            }
+            None => self.examine_path(staged.path(), staged.len()),
+        }
+    }
+
+    /// Parses and examines a file (blocking).
+    fn examine_path(&self, path: &Path, len: u64) -> Result<Examined, IngestError> {
+        let file = File::open(path).map_err(|e| IngestError::io("cannot open the staged object", e))?;
+        let mut reader = BufReader::with_capacity(64 * 1024, file);
+        self.fenced(|| examine_reader(&mut reader, len, &self.settings.parse, self.settings.fallback_charset))
+    }
+
+    /// The parser is written not to panic; this is the second fence.
+    fn fenced(&self, f: impl FnOnce() -> Result<Examined, IngestError>) -> Result<Examined, IngestError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
             let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
             tracing::error!(panic = ?what, "the DICOM parser panicked on an object; refused");
             Err(IngestError::new(IngestErrorKind::Unreadable, "the object could not be parsed (malformed)"))
@@ -262,12 +276,11 @@ impl Archive {
         match wanted {
             None => Ok(self.default_institution.clone()),
             Some(id) if id == self.default_institution.id.0 => Ok(self.default_institution.clone()),
-            Some(id) => {
-                let all = self.index.institutions().await.map_err(index_err)?;
-                all.into_iter().find(|i| i.id.0 == id).ok_or_else(|| {
-                    IngestError::new(IngestErrorKind::Internal, format!("institution {id} does not exist"))
-                })
-            }
+            Some(id) => self
+                .find_institution(|i| i.id.0 == id, true)
+                .await
+                .map_err(|e| IngestError::internal("institution look-up", e))?
+                .ok_or_else(|| IngestError::new(IngestErrorKind::Internal, format!("institution {id} does not exist"))),
         }
     }
 
@@ -278,8 +291,11 @@ impl Archive {
         if let Some(named) = in_object
             && named != sender.patient_id_issuer
         {
-            let all = self.index.institutions().await.map_err(index_err)?;
-            if let Some(other) = all.iter().find(|i| i.patient_id_issuer == named || i.code == named) {
+            let other = self
+                .find_institution(|i| i.patient_id_issuer == named || i.code == named, false)
+                .await
+                .map_err(|e| IngestError::internal("institution look-up", e))?;
+            if let Some(other) = other {
                 return Ok(other.patient_id_issuer.clone());
             }
         }
@@ -324,7 +340,7 @@ impl Archive {
                 .map_err(|e| IngestError::internal("recovery task", e))?
                 .map_err(|e| IngestError::io("read", e))?
         };
-        let ex = self.examine(path, len)?;
+        let ex = self.examine_path(path, len)?;
         let a = &ex.attrs;
         let key = keys::original(&a.study_instance_uid, &a.series_instance_uid, &a.sop_instance_uid, &sha);
         if self.index.blob_key_indexed(&key).await.map_err(index_err)? {
@@ -390,16 +406,14 @@ fn parse_error(e: ParseError) -> IngestError {
     }
 }
 
-/// Parses the staged file and computes everything the catalog records.
-fn examine_file(
-    path: &Path,
+/// Parses an object and computes everything the catalog records.
+fn examine_reader<R: Read + Seek>(
+    reader: &mut R,
     len: u64,
     opts: &yunying_dicom::ParseOptions,
     fallback: &'static encoding_rs::Encoding,
 ) -> Result<Examined, IngestError> {
-    let file = File::open(path).map_err(|e| IngestError::io("cannot open the staged object", e))?;
-    let mut reader = BufReader::with_capacity(64 * 1024, file);
-    let obj = parse_part10(&mut reader, len, opts).map_err(parse_error)?;
+    let obj = parse_part10(reader, len, opts).map_err(parse_error)?;
     let cs = attrs::charset_of(&obj.dataset, fallback);
     let a = attrs::extract(&obj, &cs).map_err(|e| {
         let mut err = IngestError::new(IngestErrorKind::Invalid, e.to_string());
@@ -414,8 +428,8 @@ fn examine_file(
         tracing::warn!(meta = %meta_sop, dataset = %a.sop_instance_uid, "Media Storage SOP Instance UID differs from SOP Instance UID");
     }
 
-    // Frame layout: fragment heads are read from the file when needed.
-    let mut head_reader = reader;
+    // Frame layout: fragment heads are read when needed.
+    let head_reader = reader;
     let frame_index = frames::locate(&obj, |offset| {
         if obj.offsets_in_inflated {
             return None;

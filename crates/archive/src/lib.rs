@@ -75,6 +75,11 @@ pub struct Archive {
     default_institution: Institution,
     /// Serialises catalog writes into batched transactions.
     committer: committer::Committer,
+    /// The member institutions, as last read from the catalog (refreshed
+    /// when a look-up misses: institutions are added, never removed).
+    institutions: std::sync::RwLock<Vec<Institution>>,
+    /// When the cache was last re-read (misses re-read at most every few seconds).
+    institutions_read: std::sync::Mutex<std::time::Instant>,
 }
 
 impl Archive {
@@ -98,7 +103,16 @@ impl Archive {
             ArchiveError::Config(format!("cannot prepare the staging area {}: {e}", settings.staging_dir.display()))
         })?;
         let committer = committer::Committer::start(index.clone(), settings.commit_batch);
-        let archive = Arc::new(Archive { index, blobs, settings, default_institution, committer });
+        let institutions = std::sync::RwLock::new(index.institutions().await?);
+        let archive = Arc::new(Archive {
+            index,
+            blobs,
+            settings,
+            default_institution,
+            committer,
+            institutions,
+            institutions_read: std::sync::Mutex::new(std::time::Instant::now()),
+        });
         let recovered = archive.recover().await?;
         if recovered.finished + recovered.discarded > 0 {
             tracing::warn!(
@@ -126,6 +140,32 @@ impl Archive {
 
     pub fn default_institution(&self) -> &Institution {
         &self.default_institution
+    }
+
+    /// The first institution matching `pred`, from the cache; on a miss the
+    /// catalog is re-read (at most every 5 seconds, so that objects naming
+    /// unknown issuers do not query it each time).
+    /// With `always_reread`, a miss always re-reads (for look-ups by id,
+    /// which must not fail for an institution created a moment ago).
+    pub async fn find_institution(
+        &self,
+        pred: impl Fn(&Institution) -> bool,
+        always_reread: bool,
+    ) -> Result<Option<Institution>, ArchiveError> {
+        if let Some(i) = self.institutions.read().expect("institution cache").iter().find(|i| pred(i)) {
+            return Ok(Some(i.clone()));
+        }
+        {
+            let mut last = self.institutions_read.lock().expect("institution cache");
+            if !always_reread && last.elapsed() < std::time::Duration::from_secs(5) {
+                return Ok(None);
+            }
+            *last = std::time::Instant::now();
+        }
+        let fresh = self.index.institutions().await?;
+        let found = fresh.iter().find(|i| pred(i)).cloned();
+        *self.institutions.write().expect("institution cache") = fresh;
+        Ok(found)
     }
 }
 

@@ -5,32 +5,43 @@
 //! removed once the catalog has committed. After a crash, a staged file whose
 //! blob made it into the store is finished (indexed); any other is discarded
 //! — its sender never got a success answer.
+//!
+//! Received chunks are kept as they came (no copying) until a block is full;
+//! an object that fits in one block (a CT slice, an X-ray) is written once,
+//! and its header is then parsed from memory instead of being read back.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::error::{IngestError, IngestErrorKind};
 
-/// Buffered bytes are written out in blocks of this size.
-const WRITE_BLOCK: usize = 1 << 20;
+/// Received bytes are written out in blocks of this size.
+const WRITE_BLOCK: usize = 4 << 20;
 
 pub(crate) fn prepare(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     yunying_blob::FsStore::open(dir).map(|_| ())
 }
 
-/// An object being received. Feed it with [`Staged::write`], then hand it to
-/// [`crate::Archive::ingest`]. Dropping it removes the file.
+/// An object being received. Feed it with [`Staged::write`] or
+/// [`Staged::write_bytes`], then hand it to [`crate::Archive::ingest`].
+/// Dropping it removes the file.
 pub struct Staged {
     path: PathBuf,
     file: Option<File>,
-    buf: Vec<u8>,
+    /// Chunks received and not yet written.
+    pending: Vec<Bytes>,
+    pending_len: usize,
+    /// After `finish`, the whole object when it was never written in more
+    /// than one block (so it can be parsed without reading the file back).
+    in_memory: Option<Vec<Bytes>>,
     hasher: Sha256,
     /// Bytes received (what the size limit applies to).
-    len: u64,
+    received: u64,
     /// Bytes written to the file (received + a preamble added, if any).
     written: u64,
     limit: u64,
@@ -45,99 +56,118 @@ impl Staged {
         Ok(Staged {
             path,
             file: Some(file),
-            buf: Vec::with_capacity(64 * 1024),
+            pending: Vec::new(),
+            pending_len: 0,
+            in_memory: None,
             hasher: Sha256::new(),
-            len: 0,
+            received: 0,
             written: 0,
             limit,
             institution,
         })
     }
 
-    /// Appends received bytes. Blocks on disk I/O once a block is full: call
-    /// from a blocking context, or use [`Staged::write_async`].
-    pub fn write(&mut self, data: &[u8]) -> Result<(), IngestError> {
-        self.len += data.len() as u64;
-        if self.len > self.limit {
+    fn accept(&mut self, n: usize) -> Result<(), IngestError> {
+        self.received += n as u64;
+        if self.received > self.limit {
             return Err(IngestError::new(
                 IngestErrorKind::OutOfResources,
                 format!("object larger than the {} bytes this archive accepts", self.limit),
             ));
-        }
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= WRITE_BLOCK {
-            self.flush_buf()?;
         }
         Ok(())
     }
 
-    /// Appends received bytes from async code: hashing and buffering inline,
-    /// disk writes on the blocking pool.
-    pub async fn write_async(mut self, data: &[u8]) -> Result<Staged, IngestError> {
-        self.len += data.len() as u64;
-        if self.len > self.limit {
-            return Err(IngestError::new(
-                IngestErrorKind::OutOfResources,
-                format!("object larger than the {} bytes this archive accepts", self.limit),
-            ));
+    /// Appends received bytes (copied). Blocks on disk I/O when a block is
+    /// full: call from a blocking context, or use [`Staged::write_bytes`].
+    pub fn write(&mut self, data: &[u8]) -> Result<(), IngestError> {
+        self.accept(data.len())?;
+        self.pending.push(Bytes::copy_from_slice(data));
+        self.pending_len += data.len();
+        if self.pending_len >= WRITE_BLOCK {
+            self.flush()?;
         }
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= WRITE_BLOCK {
-            self = tokio::task::spawn_blocking(move || {
-                let r = self.flush_buf();
-                r.map(|_| self)
-            })
-            .await
-            .map_err(|e| IngestError::internal("staging task failed", e))??;
+        Ok(())
+    }
+
+    /// Appends a received chunk without copying it; disk writes happen on
+    /// the blocking pool when a block is full.
+    pub async fn write_bytes(mut self, data: Bytes) -> Result<Staged, IngestError> {
+        self.accept(data.len())?;
+        self.pending_len += data.len();
+        self.pending.push(data);
+        if self.pending_len >= WRITE_BLOCK {
+            self = tokio::task::spawn_blocking(move || self.flush().map(|_| self))
+                .await
+                .map_err(|e| IngestError::internal("staging task failed", e))??;
         }
         Ok(self)
     }
 
-    fn flush_buf(&mut self) -> Result<(), IngestError> {
-        if self.written == 0 && needs_preamble(&self.buf) {
+    /// Writes the pending chunks (hashing them), adding the standard framing
+    /// first when the object came without it. Returns the chunks written.
+    fn flush(&mut self) -> Result<Vec<Bytes>, IngestError> {
+        if self.written == 0 && needs_preamble(&self.pending) {
             // A Part-10 stream that starts with its meta group, without the
             // 128-byte preamble and "DICM" (some clients write it so): the
             // data set is kept byte for byte; the standard framing is added
             // so that what we serve back is a valid DICOM file.
-            let mut framed = Vec::with_capacity(self.buf.len() + 132);
-            framed.extend_from_slice(&[0u8; 128]);
-            framed.extend_from_slice(b"DICM");
-            framed.extend_from_slice(&self.buf);
-            self.buf = framed;
+            let mut framing = vec![0u8; 128];
+            framing.extend_from_slice(b"DICM");
+            self.pending.insert(0, Bytes::from(framing));
+            self.pending_len += 132;
         }
-        if let Some(f) = self.file.as_mut()
-            && !self.buf.is_empty()
-        {
-            self.hasher.update(&self.buf);
-            f.write_all(&self.buf).map_err(|e| IngestError::io("cannot write the staging file", e))?;
-            self.written += self.buf.len() as u64;
-            self.buf.clear();
+        let chunks = std::mem::take(&mut self.pending);
+        if let Some(f) = self.file.as_mut() {
+            for c in &chunks {
+                self.hasher.update(c);
+                f.write_all(c).map_err(|e| IngestError::io("cannot write the staging file", e))?;
+            }
         }
-        Ok(())
+        self.written += self.pending_len as u64;
+        self.pending_len = 0;
+        Ok(chunks)
     }
 
-    /// Writes what remains and makes the file durable (file and directory fsync).
+    /// Writes what remains and makes the file durable (file and directory
+    /// fsync). An object written in one block stays in memory for parsing.
     pub(crate) fn finish(&mut self) -> Result<(), IngestError> {
-        self.flush_buf()?;
+        let single_block = self.written == 0;
+        let chunks = self.flush()?;
+        if single_block {
+            self.in_memory = Some(chunks);
+        }
         if let Some(f) = self.file.take() {
             f.sync_all().map_err(|e| IngestError::io("cannot fsync the staging file", e))?;
         }
         let dir = self.path.parent().expect("staging file has a directory");
-        yunying_blob_sync_dir(dir).map_err(|e| IngestError::io("cannot fsync the staging directory", e))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| IngestError::io("cannot fsync the staging directory", e))?;
         Ok(())
+    }
+
+    /// A reader over the whole object held in memory, when it is (after `finish`).
+    pub(crate) fn memory_reader(&self) -> Option<ChunkReader<'_>> {
+        self.in_memory.as_deref().map(ChunkReader::new)
+    }
+
+    /// Frees the in-memory copy once the header is parsed.
+    pub(crate) fn release_memory(&mut self) {
+        self.in_memory = None;
     }
 
     pub(crate) fn sha256_hex(&self) -> String {
         hex::encode(self.hasher.clone().finalize())
     }
 
-    /// Bytes of the staged object (after [`Staged::finish`], as stored).
+    /// Bytes of the object (after `finish`: as stored, framing included).
     pub fn len(&self) -> u64 {
-        self.written.max(self.len)
+        (self.written + self.pending_len as u64).max(self.received)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.received == 0
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -156,17 +186,73 @@ impl Drop for Staged {
     }
 }
 
-fn yunying_blob_sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+/// `Read + Seek` over a list of chunks, without joining them.
+pub(crate) struct ChunkReader<'a> {
+    chunks: &'a [Bytes],
+    len: u64,
+    pos: u64,
+}
+
+impl<'a> ChunkReader<'a> {
+    fn new(chunks: &'a [Bytes]) -> Self {
+        ChunkReader { chunks, len: chunks.iter().map(|c| c.len() as u64).sum(), pos: 0 }
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl Read for ChunkReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let mut at = 0u64;
+        for c in self.chunks {
+            let end = at + c.len() as u64;
+            if self.pos < end {
+                let off = (self.pos - at) as usize;
+                let n = (c.len() - off).min(out.len());
+                out[..n].copy_from_slice(&c[off..off + n]);
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            at = end;
+        }
+        Ok(0)
+    }
+}
+
+impl Seek for ChunkReader<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let next = match to {
+            SeekFrom::Start(p) => p as i128,
+            SeekFrom::Current(d) => self.pos as i128 + d as i128,
+            SeekFrom::End(d) => self.len as i128 + d as i128,
+        };
+        if next < 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"));
+        }
+        self.pos = next as u64;
+        Ok(self.pos)
+    }
 }
 
 /// True for a stream that starts with the file meta group (0002,xxxx) in
 /// explicit VR little endian instead of a preamble and "DICM".
-fn needs_preamble(head: &[u8]) -> bool {
-    if head.len() >= 132 && &head[128..132] == b"DICM" {
+fn needs_preamble(chunks: &[Bytes]) -> bool {
+    let mut head = [0u8; 132];
+    let mut n = 0;
+    for c in chunks {
+        let take = (132 - n).min(c.len());
+        head[n..n + take].copy_from_slice(&c[..take]);
+        n += take;
+        if n == 132 {
+            break;
+        }
+    }
+    if n == 132 && &head[128..132] == b"DICM" {
         return false;
     }
-    head.len() >= 8 && head[0] == 0x02 && head[1] == 0x00 && head[4].is_ascii_uppercase() && head[5].is_ascii_uppercase()
+    n >= 8 && head[0] == 0x02 && head[1] == 0x00 && head[4].is_ascii_uppercase() && head[5].is_ascii_uppercase()
 }
 
 /// The institution id recorded in a staged file's name (`0` = default).
@@ -174,4 +260,25 @@ pub(crate) fn institution_from_name(name: &str) -> Option<i64> {
     let stem = name.strip_suffix(".dcm")?;
     let (_, i) = stem.rsplit_once("-i")?;
     i.parse().ok().filter(|i| *i > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_reader_reads_and_seeks_across_chunks() {
+        let chunks = vec![Bytes::from_static(b"abc"), Bytes::from_static(b""), Bytes::from_static(b"defgh")];
+        let mut r = ChunkReader::new(&chunks);
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).unwrap();
+        assert_eq!(all, b"abcdefgh");
+        r.seek(SeekFrom::Start(2)).unwrap();
+        let mut two = [0u8; 3];
+        r.read_exact(&mut two).unwrap();
+        assert_eq!(&two, b"cde");
+        r.seek(SeekFrom::Current(-4)).unwrap();
+        r.read_exact(&mut two).unwrap();
+        assert_eq!(&two, b"bcd");
+    }
 }

@@ -15,7 +15,10 @@ use yunying_index_sql::{Migration, SqlIndex};
 
 /// The PostgreSQL schema, in order.
 pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "catalog", sql: include_str!("../migrations/0001_catalog.sql") }];
+    &[
+        Migration { version: 1, name: "catalog", sql: include_str!("../migrations/0001_catalog.sql") },
+        Migration { version: 2, name: "name indexes", sql: include_str!("../migrations/0002_name_indexes.sql") },
+    ];
 
 /// Connection settings.
 #[derive(Debug, Clone)]

@@ -17,7 +17,10 @@ use yunying_index_sql::{Migration, SqlIndex};
 
 /// The SQLite schema, in order.
 pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "catalog", sql: include_str!("../migrations/0001_catalog.sql") }];
+    &[
+        Migration { version: 1, name: "catalog", sql: include_str!("../migrations/0001_catalog.sql") },
+        Migration { version: 2, name: "name indexes", sql: include_str!("../migrations/0002_name_indexes.sql") },
+    ];
 
 /// Opens (creating if needed) the catalog at `path` and migrates it.
 pub async fn open(path: &Path) -> Result<SqlIndex> {

@@ -212,14 +212,35 @@ fn person_name(c: &mut Conditions, d: Dialect, prefix: &str, m: &Matcher, fuzzy:
             return;
         }
     };
+    // PostgreSQL compares in the "C" collation (byte order, as SQLite does),
+    // which is what the name indexes are built with.
+    let col = |g: &str| match d {
+        Dialect::Postgres => format!("{prefix}_{g} COLLATE \"C\""),
+        Dialect::Sqlite => format!("{prefix}_{g}"),
+    };
     let mut ors = Vec::new();
     for (q, wildcard) in queries {
         let n = normalize_person_name(&q);
-        let (op, value) = if wildcard { ("LIKE", like_pattern(&n)) } else { ("=", n.clone()) };
-        let ph = c.bind(d, Param::Text(value));
-        let esc = if wildcard { " ESCAPE '\\'" } else { "" };
-        for g in ["alpha", "ideo", "phon"] {
-            ors.push(format!("{prefix}_{g} {op} {ph}{esc}"));
+        if !wildcard {
+            let ph = c.bind(d, Param::Text(n.clone()));
+            for g in ["alpha", "ideo", "phon"] {
+                ors.push(format!("{} = {ph}", col(g)));
+            }
+        } else {
+            let like = c.bind(d, Param::Text(like_pattern(&n)));
+            // A literal prefix becomes an index range; the LIKE keeps the exact semantics.
+            let range = literal_prefix_range(&n).map(|(lo, hi)| {
+                (c.bind(d, Param::Text(lo)), c.bind(d, Param::Text(hi)))
+            });
+            for g in ["alpha", "ideo", "phon"] {
+                match &range {
+                    Some((lo, hi)) => ors.push(format!(
+                        "({cg} >= {lo} AND {cg} < {hi} AND {prefix}_{g} LIKE {like} ESCAPE '\\')",
+                        cg = col(g)
+                    )),
+                    None => ors.push(format!("{prefix}_{g} LIKE {like} ESCAPE '\\'")),
+                }
+            }
         }
         if fuzzy {
             let stem = n.trim_end_matches(['*', '?']).replace('^', " ");
@@ -231,6 +252,18 @@ fn person_name(c: &mut Conditions, d: Dialect, prefix: &str, m: &Matcher, fuzzy:
         }
     }
     c.clauses.push(format!("({})", ors.join(" OR ")));
+}
+
+/// The half-open range `[prefix, next)` of the values a wildcard pattern's
+/// literal prefix allows (`zhang*` → `["zhang", "zhanh")`), when it has one.
+pub fn literal_prefix_range(pattern: &str) -> Option<(String, String)> {
+    let prefix: String = pattern.chars().take_while(|c| *c != '*' && *c != '?').collect();
+    let last = prefix.chars().last()?;
+    let next = char::from_u32(last as u32 + 1)
+        .or_else(|| char::from_u32(last as u32 + 0x801))?; // skip the surrogate gap
+    let mut hi: String = prefix.chars().take(prefix.chars().count() - 1).collect();
+    hi.push(next);
+    Some((prefix, hi))
 }
 
 #[cfg(test)]
@@ -250,8 +283,10 @@ mod tests {
         assert!(ignored.is_empty());
         assert_eq!(c.clauses[0], "st.pat_id = ?1");
         assert!(c.clauses[1].contains("st.study_date >= ?2"));
-        assert!(c.where_sql().contains("st.pn_ideo LIKE ?5"), "{}", c.where_sql());
+        assert!(c.where_sql().contains("st.pn_ideo >= ?6 AND st.pn_ideo < ?7 AND st.pn_ideo LIKE ?5"), "{}", c.where_sql());
         assert_eq!(c.params[4], Param::Text("张%".into()));
+        assert_eq!(c.params[5], Param::Text("张".into()));
+        assert_eq!(c.params[6], Param::Text("弡".into()));
         let (pg, _) = conditions(&q, Dialect::Postgres);
         assert_eq!(pg.clauses[0], "st.pat_id = $1");
     }
@@ -262,6 +297,13 @@ mod tests {
         let (c, ignored) = conditions(&q, Dialect::Sqlite);
         assert!(c.clauses.is_empty());
         assert_eq!(ignored.len(), 1);
+    }
+
+    #[test]
+    fn prefix_ranges() {
+        assert_eq!(literal_prefix_range("zhang*"), Some(("zhang".into(), "zhanh".into())));
+        assert_eq!(literal_prefix_range("z?ang"), Some(("z".into(), "{".into())));
+        assert_eq!(literal_prefix_range("*ang"), None);
     }
 
     #[test]

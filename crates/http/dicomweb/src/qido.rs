@@ -12,7 +12,8 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value as Json, json};
+use serde_json::value::RawValue;
+use serde_json::{Value as Json, json};
 use yunying_dicom::Tag;
 use yunying_dicom::dict;
 use yunying_http_common::{AppError, query_pairs};
@@ -199,73 +200,118 @@ fn scoped(mut q: Query, study: Option<&str>, series: Option<&str>) -> Result<Que
     Ok(q)
 }
 
-fn attrs_map(s: &str) -> Map<String, Json> {
-    serde_json::from_str(s).unwrap_or_default()
+/// A DICOM JSON object under construction, written without re-parsing the
+/// stored attribute values (they are copied as raw JSON).
+#[derive(Default)]
+struct Obj {
+    members: Vec<(String, String)>,
 }
 
-fn put(out: &mut Map<String, Json>, source: &Map<String, Json>, defaults: &[(u16, u16)], include: &Include) {
-    for (k, v) in source {
-        if include.wants(defaults, k) {
-            out.insert(k.clone(), v.clone());
+impl Obj {
+    fn set(&mut self, key: &str, raw: String) {
+        match self.members.iter_mut().find(|(k, _)| k == key) {
+            Some(m) => m.1 = raw,
+            None => self.members.push((key.to_string(), raw)),
         }
     }
+
+    /// Copies the wanted members of stored attributes (a JSON object text).
+    fn put_stored(&mut self, stored: &str, defaults: &[(u16, u16)], include: &Include) {
+        let Ok(map) = serde_json::from_str::<std::collections::BTreeMap<&str, &RawValue>>(stored) else {
+            return;
+        };
+        for (k, v) in map {
+            if include.wants(defaults, k) {
+                self.set(k, v.get().to_string());
+            }
+        }
+    }
+
+    fn into_json(mut self) -> String {
+        self.members.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = String::with_capacity(self.members.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + 2);
+        out.push('{');
+        for (i, (k, v)) in self.members.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(k);
+            out.push_str("\":");
+            out.push_str(v);
+        }
+        out.push('}');
+        out
+    }
 }
 
-fn study_json(base: &str, row: &StudyRow, include: &Include) -> Map<String, Json> {
-    let mut m = Map::new();
-    m.insert("00080005".into(), json!({"vr": "CS", "Value": ["ISO_IR 192"]}));
-    put(&mut m, &attrs_map(&row.attrs), STUDY_DEFAULT, include);
-    m.insert("00080056".into(), json!({"vr": "CS", "Value": ["ONLINE"]}));
-    if !row.modalities.is_empty() {
-        m.insert("00080061".into(), json!({"vr": "CS", "Value": row.modalities}));
+fn raw(v: Json) -> String {
+    v.to_string()
+}
+
+fn study_obj(base: &str, row: &StudyRow, include: &Include) -> Obj {
+    let mut m = Obj::default();
+    m.set("00080005", raw(json!({"vr": "CS", "Value": ["ISO_IR 192"]})));
+    m.put_stored(&row.attrs, STUDY_DEFAULT, include);
+    m.set("00080056", raw(json!({"vr": "CS", "Value": ["ONLINE"]})));
+    if row.modalities.is_empty() {
+        m.set("00080061", raw(json!({"vr": "CS"})));
     } else {
-        m.insert("00080061".into(), json!({"vr": "CS"}));
+        m.set("00080061", raw(json!({"vr": "CS", "Value": row.modalities})));
     }
-    m.insert("00081190".into(), json!({"vr": "UR", "Value": [format!("{base}/studies/{}", row.study_uid)]}));
-    m.insert("00201206".into(), json!({"vr": "IS", "Value": [row.num_series]}));
-    m.insert("00201208".into(), json!({"vr": "IS", "Value": [row.num_instances]}));
+    m.set("00081190", raw(json!({"vr": "UR", "Value": [format!("{base}/studies/{}", row.study_uid)]})));
+    m.set("00201206", raw(json!({"vr": "IS", "Value": [row.num_series]})));
+    m.set("00201208", raw(json!({"vr": "IS", "Value": [row.num_instances]})));
     m
 }
 
-fn series_json(base: &str, row: &SeriesRow, include: &Include, with_study: bool) -> Map<String, Json> {
-    let mut m = if with_study { study_json(base, &row.study, include) } else { Map::new() };
-    m.insert("00080005".into(), json!({"vr": "CS", "Value": ["ISO_IR 192"]}));
-    put(&mut m, &attrs_map(&row.attrs), SERIES_DEFAULT, include);
-    m.insert("0020000D".into(), json!({"vr": "UI", "Value": [row.study_uid]}));
-    m.insert(
-        "00081190".into(),
-        json!({"vr": "UR", "Value": [format!("{base}/studies/{}/series/{}", row.study_uid, row.series_uid)]}),
+fn series_obj(base: &str, row: &SeriesRow, include: &Include, with_study: bool) -> Obj {
+    let mut m = if with_study { study_obj(base, &row.study, include) } else { Obj::default() };
+    m.set("00080005", raw(json!({"vr": "CS", "Value": ["ISO_IR 192"]})));
+    m.put_stored(&row.attrs, SERIES_DEFAULT, include);
+    m.set("0020000D", raw(json!({"vr": "UI", "Value": [row.study_uid]})));
+    m.set(
+        "00081190",
+        raw(json!({"vr": "UR", "Value": [format!("{base}/studies/{}/series/{}", row.study_uid, row.series_uid)]})),
     );
-    m.insert("00201209".into(), json!({"vr": "IS", "Value": [row.num_instances]}));
+    m.set("00201209", raw(json!({"vr": "IS", "Value": [row.num_instances]})));
     m
 }
 
-fn instance_json(base: &str, row: &InstanceRow, include: &Include, with_study: bool, with_series: bool) -> Map<String, Json> {
-    let mut m = if with_study { study_json(base, &row.study, include) } else { Map::new() };
-    m.insert("00080005".into(), json!({"vr": "CS", "Value": ["ISO_IR 192"]}));
+fn instance_obj(base: &str, row: &InstanceRow, include: &Include, with_study: bool, with_series: bool) -> Obj {
+    let mut m = if with_study { study_obj(base, &row.study, include) } else { Obj::default() };
+    m.set("00080005", raw(json!({"vr": "CS", "Value": ["ISO_IR 192"]})));
     if with_series {
-        put(&mut m, &attrs_map(&row.series_attrs), SERIES_DEFAULT, include);
-        m.insert("00201209".into(), json!({"vr": "IS", "Value": [row.series_num_instances]}));
+        m.put_stored(&row.series_attrs, SERIES_DEFAULT, include);
+        m.set("00201209", raw(json!({"vr": "IS", "Value": [row.series_num_instances]})));
     }
-    put(&mut m, &attrs_map(&row.attrs), INSTANCE_DEFAULT, include);
-    m.insert("00080016".into(), json!({"vr": "UI", "Value": [row.sop_class_uid]}));
-    m.insert("00080018".into(), json!({"vr": "UI", "Value": [row.sop_uid]}));
-    m.insert("00080056".into(), json!({"vr": "CS", "Value": ["ONLINE"]}));
-    m.insert("0020000D".into(), json!({"vr": "UI", "Value": [row.study_uid]}));
-    m.insert("0020000E".into(), json!({"vr": "UI", "Value": [row.series_uid]}));
-    m.insert(
-        "00081190".into(),
-        json!({"vr": "UR", "Value": [format!(
+    m.put_stored(&row.attrs, INSTANCE_DEFAULT, include);
+    m.set("00080016", raw(json!({"vr": "UI", "Value": [row.sop_class_uid]})));
+    m.set("00080018", raw(json!({"vr": "UI", "Value": [row.sop_uid]})));
+    m.set("00080056", raw(json!({"vr": "CS", "Value": ["ONLINE"]})));
+    m.set("0020000D", raw(json!({"vr": "UI", "Value": [row.study_uid]})));
+    m.set("0020000E", raw(json!({"vr": "UI", "Value": [row.series_uid]})));
+    m.set(
+        "00081190",
+        raw(json!({"vr": "UR", "Value": [format!(
             "{base}/studies/{}/series/{}/instances/{}",
             row.study_uid, row.series_uid, row.sop_uid
-        )]}),
+        )]})),
     );
-    m.insert("00083002".into(), json!({"vr": "UI", "Value": [row.transfer_syntax]}));
+    m.set("00083002", raw(json!({"vr": "UI", "Value": [row.transfer_syntax]})));
     m
 }
 
-fn respond(items: Vec<Map<String, Json>>, req: &Request, truncated: bool) -> Response {
-    let body = serde_json::to_vec(&items).unwrap_or_else(|_| b"[]".to_vec());
+fn respond(items: Vec<Obj>, req: &Request, truncated: bool) -> Response {
+    let mut body = String::with_capacity(items.len() * 1024 + 2);
+    body.push('[');
+    for (i, it) in items.into_iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&it.into_json());
+    }
+    body.push(']');
     let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/dicom+json"));
@@ -287,7 +333,7 @@ async fn run_studies(dw: &DicomWeb, headers: &HeaderMap, raw: Option<String>) ->
     let rows = dw.archive.query_studies(&req.query).await?;
     let truncated = req.query.limit.is_some_and(|l| rows.len() as u32 >= l);
     let base = dw.base(headers);
-    let items = rows.iter().map(|r| study_json(&base, r, &req.include)).collect();
+    let items = rows.iter().map(|r| study_obj(&base, r, &req.include)).collect();
     Ok(respond(items, &req, truncated))
 }
 
@@ -302,7 +348,7 @@ async fn run_series(
     let rows = dw.archive.query_series(&req.query).await?;
     let truncated = req.query.limit.is_some_and(|l| rows.len() as u32 >= l);
     let base = dw.base(headers);
-    let items = rows.iter().map(|r| series_json(&base, r, &req.include, study.is_none())).collect();
+    let items = rows.iter().map(|r| series_obj(&base, r, &req.include, study.is_none())).collect();
     Ok(respond(items, &req, truncated))
 }
 
@@ -319,7 +365,7 @@ async fn run_instances(
     let truncated = req.query.limit.is_some_and(|l| rows.len() as u32 >= l);
     let base = dw.base(headers);
     let items =
-        rows.iter().map(|r| instance_json(&base, r, &req.include, study.is_none(), series.is_none())).collect();
+        rows.iter().map(|r| instance_obj(&base, r, &req.include, study.is_none(), series.is_none())).collect();
     Ok(respond(items, &req, truncated))
 }
 

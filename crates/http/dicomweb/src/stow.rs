@@ -109,7 +109,7 @@ async fn stow(dw: DicomWeb, peer: PeerAddr, headers: HeaderMap, body: Body, stud
             match field.chunk().await {
                 Ok(Some(chunk)) => {
                     if let Some(s) = staged.take() {
-                        match s.write_async(&chunk).await {
+                        match s.write_bytes(chunk).await {
                             Ok(s) => staged = Some(s),
                             Err(e) => failure = Some(e),
                         }
