@@ -445,7 +445,7 @@ fn examine_reader<R: Read + Seek>(
 
     let base = |path: &str| {
         format!(
-            "{METADATA_BASE_PLACEHOLDER}/studies/{}/series/{}/instances/{}/bulk/{path}",
+            "{METADATA_BASE_PLACEHOLDER}/studies/{}/series/{}/instances/{}/bulkdata/{path}",
             a.study_instance_uid, a.series_instance_uid, a.sop_instance_uid
         )
     };
@@ -475,7 +475,7 @@ fn examine_reader<R: Read + Seek>(
 }
 
 /// Path → [offset, length] of every value the parser left in place, so that
-/// `/bulk/{path}` is a ranged read. `{"inflated": true}` marks deflated objects.
+/// `/bulkdata/{path}` is a ranged read. `{"inflated": true}` marks deflated objects.
 fn bulk_map(obj: &ParsedObject) -> String {
     fn walk(ds: &DataSet, parents: &mut Vec<(yunying_dicom::Tag, usize)>, out: &mut BTreeMap<String, [u64; 2]>) {
         for el in &ds.elements {

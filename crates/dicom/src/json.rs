@@ -46,7 +46,11 @@ pub fn bulk_path(parents: &[(Tag, usize)], tag: Tag) -> String {
 /// Serializes a data set to a DICOM JSON object.
 pub fn to_json(ds: &DataSet, opts: &JsonOptions<'_>) -> Map<String, Json> {
     let mut parents = Vec::new();
-    write_dataset(ds, opts, opts.charset, &mut parents)
+    let mut map = write_dataset(ds, opts, opts.charset, &mut parents);
+    // The JSON holds Unicode whatever the object declared (or failed to
+    // declare): say so, for clients that turn it back into DICOM.
+    map.insert(tag_key(SPECIFIC_CHARACTER_SET), json!({"vr": "CS", "Value": ["ISO_IR 192"]}));
+    map
 }
 
 fn write_dataset(

@@ -321,3 +321,61 @@ async fn default_config_round_trip() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("htpp"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Patient names in every character set Chinese equipment sends — GB18030,
+/// GBK, GB2312 through ISO 2022 IR 58 escapes, UTF-8, and GBK bytes with no
+/// Specific Character Set at all — come out of QIDO-RS and WADO-RS metadata
+/// as the same Unicode name, and are found by their ideographic prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chinese_character_sets_come_out_right() {
+    let server = TestServer::start(std::path::Path::new(BIN), &[], &[]).await;
+    let c = reqwest::Client::new();
+    let dw = server.dicomweb();
+    let gbk = |s: &str| encoding_rs::GBK.encode(s).0.into_owned();
+    let ir58 = {
+        let mut b = b"Wang^XiaoDong=".to_vec();
+        b.extend_from_slice(b"\x1b$)A");
+        b.extend_from_slice(&gbk("王"));
+        b.push(b'^');
+        b.extend_from_slice(b"\x1b$)A");
+        b.extend_from_slice(&gbk("小东"));
+        b.push(b'=');
+        b
+    };
+    let cases: Vec<(&str, Option<&[u8]>, Vec<u8>)> = vec![
+        ("gb18030", Some(b"GB18030 "), encoding_rs::GB18030.encode("Wang^XiaoDong=王^小东").0.into_owned()),
+        ("gbk", Some(b"GBK "), gbk("Wang^XiaoDong=王^小东")),
+        ("ir58", Some(b"\\ISO 2022 IR 58"), ir58),
+        ("utf8", Some(b"ISO_IR 192"), "Wang^XiaoDong=王^小东".as_bytes().to_vec()),
+        ("undeclared", None, gbk("Wang^XiaoDong=王^小东")),
+    ];
+    for (i, (label, charset, name)) in cases.iter().enumerate() {
+        let study = format!("1.2.826.0.1.3680043.8.1055.77.{i}");
+        let mut b = ObjectBuilder::new("1.2.840.10008.5.1.4.1.1.7", &format!("{study}.1.1"), "1.2.840.10008.1.2.1");
+        if let Some(cs) = charset {
+            let mut v = cs.to_vec();
+            if v.len() % 2 == 1 {
+                v.push(b' ');
+            }
+            b.bytes(Tag(0x0008, 0x0005), VR::CS, v);
+        }
+        let mut n = name.clone();
+        if n.len() % 2 == 1 {
+            n.push(b' ');
+        }
+        b.bytes(Tag(0x0010, 0x0010), VR::PN, n);
+        b.str(Tag(0x0010, 0x0020), VR::LO, &format!("CS{i}"));
+        b.str(Tag(0x0020, 0x000D), VR::UI, &study);
+        b.str(Tag(0x0020, 0x000E), VR::UI, &format!("{study}.1"));
+        let (status, body, _) = stow(&c, &dw, &[b.to_bytes()]).await;
+        assert_eq!(status, 200, "{label}: {body}");
+        let found = get_json(&c, &format!("{dw}/studies?PatientName=%E7%8E%8B*&PatientID=CS{i}")).await; // 王*
+        assert_eq!(found.as_array().unwrap().len(), 1, "{label}: not found by ideographic prefix");
+        let pn = &found[0]["00100010"]["Value"][0];
+        assert_eq!(pn["Alphabetic"], "Wang^XiaoDong", "{label}");
+        assert_eq!(pn["Ideographic"], "王^小东", "{label}");
+        let meta = get_json(&c, &format!("{dw}/studies/{study}/metadata")).await;
+        assert_eq!(meta[0]["00100010"]["Value"][0]["Ideographic"], "王^小东", "{label}");
+        assert_eq!(meta[0]["00080005"]["Value"][0], "ISO_IR 192", "{label}: JSON is UTF-8 whatever was received");
+    }
+}

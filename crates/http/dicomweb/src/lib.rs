@@ -63,7 +63,7 @@ pub fn router(state: DicomWeb) -> Router {
         .route("/studies/{study}/series/{series}/instances/{instance}", get(wado::instance))
         .route("/studies/{study}/series/{series}/instances/{instance}/metadata", get(wado::instance_metadata))
         .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", get(wado::frames))
-        .route("/studies/{study}/series/{series}/instances/{instance}/bulk/{*path}", get(wado::bulk))
+        .route("/studies/{study}/series/{series}/instances/{instance}/bulkdata/{*path}", get(wado::bulk))
         .with_state(state)
 }
 

@@ -336,7 +336,7 @@ pub async fn frames(
     Ok(frames_response(&headers, frames, format, &location, &numbers))
 }
 
-/// `GET /studies/{study}/series/{series}/instances/{instance}/bulk/{path}`
+/// `GET /studies/{study}/series/{series}/instances/{instance}/bulkdata/{path}`
 pub async fn bulk(
     State(dw): State<DicomWeb>,
     Path((study, series, sop, path)): Path<(String, String, String, String)>,
