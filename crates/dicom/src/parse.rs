@@ -246,15 +246,7 @@ pub fn parse_part10<R: Read + Seek>(
     input_len: u64,
     opts: &ParseOptions,
 ) -> Result<ParsedObject, ParseError> {
-    if input_len < 132 {
-        return Err(ParseError::NotPart10);
-    }
-    let mut head = [0u8; 132];
-    reader.seek(SeekFrom::Start(0))?;
-    reader.read_exact(&mut head)?;
-    if &head[128..132] != b"DICM" {
-        return Err(ParseError::NotPart10);
-    }
+    check_preamble(reader, input_len)?;
     let mut p = Parser::new(reader, 132, input_len, opts);
     let meta_ds = p.read_meta()?;
     let meta = file_meta(meta_ds)?;
@@ -262,8 +254,8 @@ pub fn parse_part10<R: Read + Seek>(
     let mut enc = ts::encoding_of(&meta.transfer_syntax);
     if enc.explicit_vr && !enc.deflated && !enc.big_endian && !p.next_has_explicit_vr()? {
         // Some writers declare an explicit-VR transfer syntax and write the
-        // data set in implicit VR. Read what is there (as DCMTK's and
-        // pydicom's lenient modes do); offsets stay exact.
+        // data set in implicit VR. Read what is there (as pydicom does; DCMTK
+        // refuses); offsets stay exact.
         enc = Encoding::IMPLICIT_LE;
     }
     if enc.deflated {
@@ -293,15 +285,24 @@ pub fn inflated_dataset<R: Read + Seek>(
     input_len: u64,
     opts: &ParseOptions,
 ) -> Result<Vec<u8>, ParseError> {
+    check_preamble(reader, input_len)?;
+    let mut p = Parser::new(reader, 132, input_len, opts);
+    p.read_meta()?;
+    p.inflate_rest()
+}
+
+/// The 128-byte preamble and `DICM` of a Part-10 file; leaves the reader after them.
+fn check_preamble<R: Read + Seek>(reader: &mut R, input_len: u64) -> Result<(), ParseError> {
+    if input_len < 132 {
+        return Err(ParseError::NotPart10);
+    }
     let mut head = [0u8; 132];
     reader.seek(SeekFrom::Start(0))?;
     reader.read_exact(&mut head)?;
     if &head[128..132] != b"DICM" {
         return Err(ParseError::NotPart10);
     }
-    let mut p = Parser::new(reader, 132, input_len, opts);
-    p.read_meta()?;
-    p.inflate_rest()
+    Ok(())
 }
 
 /// Parses a bare data set (no preamble or meta), as carried by a C-STORE, in

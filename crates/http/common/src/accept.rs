@@ -30,7 +30,7 @@ impl MediaRange {
 
 /// Parses a media type with parameters (`multipart/related; type="application/dicom"`).
 pub fn parse_media_type(s: &str) -> Option<MediaRange> {
-    let mut parts = split_params(s).into_iter();
+    let mut parts = split_outside_quotes(s, ';').into_iter();
     let essence = parts.next()?.trim().to_ascii_lowercase();
     if essence.is_empty() || !essence.contains('/') {
         return None;
@@ -50,38 +50,19 @@ pub fn parse_media_type(s: &str) -> Option<MediaRange> {
     Some(MediaRange { essence, params, q })
 }
 
-/// Splits on `;` outside quotes.
-fn split_params(s: &str) -> Vec<String> {
+/// Splits on `sep` outside double quotes.
+fn split_outside_quotes(s: &str, sep: char) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
     for c in s.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                cur.push(c);
-            }
-            ';' if !quoted => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
-
-/// Splits on `,` outside quotes.
-fn split_ranges(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in s.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                cur.push(c);
-            }
-            ',' if !quoted => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
+        if c == '"' {
+            quoted = !quoted;
+            cur.push(c);
+        } else if c == sep && !quoted {
+            out.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
         }
     }
     out.push(cur);
@@ -93,7 +74,7 @@ fn split_ranges(s: &str) -> Vec<String> {
 pub fn parse_accept(values: &[&str]) -> Vec<MediaRange> {
     let mut out: Vec<MediaRange> = values
         .iter()
-        .flat_map(|v| split_ranges(v))
+        .flat_map(|v| split_outside_quotes(v, ','))
         .filter_map(|r| parse_media_type(&r))
         .filter(|r| r.q > 0.0)
         .collect();
