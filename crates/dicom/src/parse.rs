@@ -561,32 +561,6 @@ impl<'a, R: Read + Seek> Parser<'a, R> {
         }
 
         let len = len as u64;
-        // A standard attribute sent as UN (by a system that did not know it):
-        // read it with its dictionary VR, as PS3.5 §6.2.2 lets receivers do.
-        let vr = if vr == VR::UN && enc.explicit_vr && !enc.big_endian && tag.0 % 2 == 0 && tag.1 != 0 {
-            match implicit_vr(tag) {
-                VR::UN => VR::UN,
-                VR::SQ => {
-                    if len > self.remaining() {
-                        return Err(ParseError::LengthExceedsInput {
-                            tag: TagDisplay(tag),
-                            declared: len,
-                            available: self.remaining(),
-                            offset: start,
-                        });
-                    }
-                    let end = value_offset + len;
-                    let items = self.read_items(Some(end), depth, Encoding::IMPLICIT_LE)?;
-                    if self.pos != end {
-                        self.skip(end - self.pos)?;
-                    }
-                    return Ok(Element { tag, vr: VR::SQ, value: Value::Sequence(items) });
-                }
-                known => known,
-            }
-        } else {
-            vr
-        };
         if len > self.remaining() {
             return Err(ParseError::LengthExceedsInput {
                 tag: TagDisplay(tag),
@@ -595,9 +569,20 @@ impl<'a, R: Read + Seek> Parser<'a, R> {
                 offset: start,
             });
         }
+        // A standard attribute sent as UN (by a system that did not know it):
+        // read it with its dictionary VR, as PS3.5 §6.2.2 lets receivers do.
+        // A sequence sent as UN has its items in implicit VR little endian.
+        let (vr, items_enc) = if vr == VR::UN && enc.explicit_vr && !enc.big_endian && tag.0 % 2 == 0 && tag.1 != 0 {
+            match implicit_vr(tag) {
+                VR::SQ => (VR::SQ, Encoding::IMPLICIT_LE),
+                known => (known, enc),
+            }
+        } else {
+            (vr, enc)
+        };
         if vr == VR::SQ {
             let end = value_offset + len;
-            let items = self.read_items(Some(end), depth, enc)?;
+            let items = self.read_items(Some(end), depth, items_enc)?;
             if self.pos != end {
                 self.skip(end - self.pos)?;
             }
