@@ -11,10 +11,14 @@
 //! - [`charset`]: Specific Character Set decoding, GB18030/GBK/GB2312 included,
 //!   with ISO 2022 code extensions.
 //! - [`json`]: the DICOM JSON model (PS3.18 Annex F) with `BulkDataURI`.
+//! - [`json_dataset`]: DICOM JSON back to a binary data set (C-FIND responses).
+//! - [`reencode`]: native transfer syntax conversion of a data set (implicit ⇄
+//!   explicit little endian, big endian and deflated to little endian).
 //! - [`frames`]: where each frame's bytes lie in the file.
 //! - [`attrs`]: the attributes the catalog indexes, extracted and normalised.
-//! - [`write`]: a small Part-10 writer (explicit VR little endian) used by the
-//!   synthetic data generator and by tests.
+//! - [`write`](mod@write): a small Part-10 writer (explicit VR little endian) used by the
+//!   synthetic data generator and by tests; also the file meta information
+//!   put in front of a data set received over the network ([`file_meta`]).
 //! - [`ts`]: transfer syntax facts (encoding, media types).
 //! - [`dict`]: keyword ↔ tag ↔ VR lookups over the standard dictionary.
 
@@ -23,10 +27,15 @@ pub mod charset;
 pub mod dict;
 pub mod frames;
 pub mod json;
+pub mod json_dataset;
 pub mod parse;
+pub mod reencode;
 pub mod ts;
 pub mod write;
 
 pub use dicom_core::{Tag, VR};
 pub use dicom_dictionary_std::tags;
+pub use json_dataset::{JsonDatasetError, encode_json_dataset};
 pub use parse::{DataSet, Element, ParseError, ParseOptions, ParsedObject, Value, parse_part10};
+pub use reencode::{ReencodeError, can_reencode, reencode_dataset};
+pub use write::{dataset_offset, file_meta};
