@@ -10,6 +10,7 @@
 //! SQL here is written with `?` placeholders and rewritten to the engine's
 //! numbered form (`?1` / `$1`) by [`SqlIndex::sql`].
 
+mod application_entities;
 mod commit;
 mod migrate;
 mod queries;
@@ -142,8 +143,16 @@ impl Index for SqlIndex {
         if new.code.trim().is_empty() {
             return Err(IndexError::Invalid("institution code is empty".into()));
         }
+        let registry_titles = new
+            .ae_titles
+            .iter()
+            .map(|t| normalized_ae_title(t))
+            .collect::<Result<Vec<&str>, String>>()
+            .map_err(|e| IndexError::Invalid(format!("institution {}: {e}", new.code)))?;
         let ae = serde_json::to_string(&new.ae_titles).unwrap_or_else(|_| "[]".into());
         let issuer = new.patient_id_issuer.clone().unwrap_or_else(|| new.code.clone());
+        let now = yunying_util::time::now_millis();
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
         let row = sqlx::query(self.sql(
             "INSERT INTO institution (code, name_zh, name_en, patient_id_issuer, ae_titles, created_at) \
              VALUES (?, ?, ?, ?, ?, ?) \
@@ -156,8 +165,8 @@ impl Index for SqlIndex {
         .bind(new.name_en.as_str())
         .bind(issuer.as_str())
         .bind(ae.as_str())
-        .bind(yunying_util::time::now_millis())
-        .fetch_one(&self.pool)
+        .bind(now)
+        .fetch_one(&mut *tx)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -173,11 +182,13 @@ impl Index for SqlIndex {
             sqlx::query(self.sql("UPDATE institution SET patient_id_issuer = ? WHERE id = ?"))
                 .bind(explicit.as_str())
                 .bind(inst.id.0)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
             inst.patient_id_issuer = explicit.clone();
         }
+        application_entities::register_institution_titles(self, &mut tx, inst.id, &registry_titles, now).await?;
+        tx.commit().await.map_err(db_err)?;
         Ok(inst)
     }
 
@@ -200,6 +211,22 @@ impl Index for SqlIndex {
         .await
         .map_err(db_err)?;
         rows.iter().map(institution_from_row).collect()
+    }
+
+    async fn upsert_application_entity(&self, new: &NewApplicationEntity) -> Result<ApplicationEntity> {
+        application_entities::upsert(self, new).await
+    }
+
+    async fn remove_application_entity(&self, ae_title: &str) -> Result<bool> {
+        application_entities::remove(self, ae_title).await
+    }
+
+    async fn application_entities(&self) -> Result<Vec<ApplicationEntity>> {
+        application_entities::list(self).await
+    }
+
+    async fn application_entity(&self, ae_title: &str) -> Result<Option<ApplicationEntity>> {
+        application_entities::by_title(self, ae_title).await
     }
 
     async fn find_version(&self, sop_uid: &str, sha256: &str) -> Result<Option<InstanceRef>> {

@@ -20,6 +20,11 @@ pub const MIGRATIONS: &[Migration] =
     &[
         Migration { version: 1, name: "catalog", sql: include_str!("../migrations/0001_catalog.sql") },
         Migration { version: 2, name: "name indexes", sql: include_str!("../migrations/0002_name_indexes.sql") },
+        Migration {
+            version: 3,
+            name: "application entities",
+            sql: include_str!("../migrations/0003_application_entities.sql"),
+        },
     ];
 
 /// Opens (creating if needed) the catalog at `path` and migrates it.

@@ -21,6 +21,10 @@ pub fn cases() -> Vec<Case> {
     }
     vec![
         case!(institutions_upsert_and_list),
+        case!(application_entities_register_update_and_remove),
+        case!(application_entities_list_in_title_order),
+        case!(application_entity_refusals),
+        case!(institution_ae_titles_join_the_registry),
         case!(commit_new_duplicate_and_version),
         case!(same_patient_id_at_two_institutions_are_two_patients),
         case!(study_of_another_patient_is_a_conflict),
@@ -169,6 +173,19 @@ async fn institution(index: &Arc<dyn Index>, code: &str) -> Institution {
         })
         .await
         .expect("upsert institution")
+}
+
+fn remote_ae(institution: InstitutionId, title: &str) -> NewApplicationEntity {
+    NewApplicationEntity {
+        ae_title: title.into(),
+        institution_id: institution,
+        host: None,
+        port: None,
+        may_store: true,
+        may_query: false,
+        may_retrieve: false,
+        description: String::new(),
+    }
 }
 
 async fn commit_one(index: &Arc<dyn Index>, n: NewInstance) -> Result<CommitOutcome, IndexError> {
@@ -455,4 +472,128 @@ async fn counters_follow_ingest(index: Arc<dyn Index>) {
     let rows = index.query_studies(&Query::new(Level::Study)).await.unwrap();
     assert_eq!(rows[0].num_instances, 2);
     assert_eq!(rows[0].size_bytes, 2000);
+}
+
+async fn application_entities_register_update_and_remove(index: Arc<dyn Index>) {
+    let a = institution(&index, "HA").await;
+    let b = institution(&index, "HB").await;
+    let mut pacs = remote_ae(a.id, "  HA_PACS ");
+    pacs.host = Some("10.1.2.3".into());
+    pacs.port = Some(104);
+    pacs.may_retrieve = true;
+    pacs.description = "院内PACS".into();
+    let first = index.upsert_application_entity(&pacs).await.unwrap();
+    assert_eq!(first.ae_title, "HA_PACS", "stored without padding spaces");
+    assert_eq!(first.institution_id, a.id);
+    assert_eq!((first.host.as_deref(), first.port), (Some("10.1.2.3"), Some(104)));
+    assert_eq!((first.may_store, first.may_query, first.may_retrieve), (true, false, true));
+    assert_eq!(first.description, "院内PACS");
+    assert!(first.created_at > 0 && first.updated_at == first.created_at);
+
+    // Same title: an update of the same row, whatever the padding, even to another institution.
+    let mut moved = remote_ae(b.id, "HA_PACS");
+    moved.may_query = true;
+    moved.description = "moved".into();
+    let second = index.upsert_application_entity(&moved).await.unwrap();
+    assert_eq!(second.id, first.id, "upsert by AE title keeps the id");
+    assert_eq!(second.created_at, first.created_at, "creation time kept");
+    assert!(second.updated_at >= first.updated_at);
+    assert_eq!(second.institution_id, b.id);
+    assert_eq!((second.host, second.port), (None, None), "an update replaces the address");
+    assert_eq!((second.may_store, second.may_query, second.may_retrieve), (true, true, false));
+
+    let found = index.application_entity("HA_PACS").await.unwrap().expect("registered");
+    assert_eq!(found.id, first.id);
+    assert_eq!(found.description, "moved");
+    assert_eq!(index.application_entity("HA_PACS  ").await.unwrap().map(|e| e.id), Some(first.id));
+    assert!(index.application_entity("ha_pacs").await.unwrap().is_none(), "AE titles are case-sensitive");
+    assert!(index.application_entity("NOPE").await.unwrap().is_none());
+
+    assert!(index.remove_application_entity("HA_PACS").await.unwrap());
+    assert!(!index.remove_application_entity("HA_PACS").await.unwrap(), "already gone");
+    assert!(index.application_entity("HA_PACS").await.unwrap().is_none());
+    let left: Vec<String> = index.application_entities().await.unwrap().into_iter().map(|e| e.ae_title).collect();
+    assert_eq!(left, vec!["HA_CT".to_string(), "HB_CT".to_string()], "the institutions' own titles remain");
+}
+
+async fn application_entities_list_in_title_order(index: Arc<dyn Index>) {
+    let a = institution(&index, "HA").await;
+    for title in ["ct1", "CT_1", "ZZ", "CT1", "A B", "AB"] {
+        index.upsert_application_entity(&remote_ae(a.id, title)).await.unwrap();
+    }
+    let titles: Vec<String> = index.application_entities().await.unwrap().into_iter().map(|e| e.ae_title).collect();
+    assert_eq!(titles, vec!["A B", "AB", "CT1", "CT_1", "HA_CT", "ZZ", "ct1"], "byte order on every engine");
+}
+
+async fn application_entity_refusals(index: Arc<dyn Index>) {
+    let a = institution(&index, "HA").await;
+    let before = index.application_entities().await.unwrap();
+    let mut bad_port = remote_ae(a.id, "CT9");
+    bad_port.port = Some(0);
+    let mut blank_host = remote_ae(a.id, "CT9");
+    blank_host.host = Some("  ".into());
+    for (what, new) in [
+        ("empty title", remote_ae(a.id, "   ")),
+        ("17 characters", remote_ae(a.id, "ABCDEFGHIJKLMNOPQ")),
+        ("backslash", remote_ae(a.id, "CT\\9")),
+        ("control character", remote_ae(a.id, "CT\n9")),
+        ("port 0", bad_port),
+        ("blank host", blank_host),
+    ] {
+        let err = index.upsert_application_entity(&new).await;
+        assert!(matches!(err, Err(IndexError::Invalid(_))), "{what}: {err:?}");
+    }
+    let err = index.upsert_application_entity(&remote_ae(InstitutionId(a.id.0 + 1000), "CT9")).await;
+    assert!(matches!(err, Err(IndexError::NotFound(_))), "unknown institution: {err:?}");
+    assert_eq!(index.application_entities().await.unwrap(), before, "nothing recorded");
+}
+
+async fn institution_ae_titles_join_the_registry(index: Arc<dyn Index>) {
+    let a = institution(&index, "HA").await;
+    let auto = index.application_entity("HA_CT").await.unwrap().expect("registered with its institution");
+    assert_eq!(auto.institution_id, a.id);
+    assert_eq!((auto.may_store, auto.may_query, auto.may_retrieve), (true, true, false));
+    assert_eq!((auto.host, auto.port), (None, None));
+
+    // Titles the registry already knows keep their registration.
+    let b = institution(&index, "HB").await;
+    let mut tuned = remote_ae(a.id, "HA_CT");
+    tuned.may_retrieve = true;
+    tuned.host = Some("ct.ha.example".into());
+    tuned.port = Some(11112);
+    let tuned = index.upsert_application_entity(&tuned).await.unwrap();
+    let again = index
+        .upsert_institution(&NewInstitution {
+            code: "HA".into(),
+            name_zh: "HA医院".into(),
+            name_en: "HA Hospital".into(),
+            patient_id_issuer: None,
+            ae_titles: vec!["HA_CT".into(), " HA_MR ".into(), "HB_CT".into()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        again.ae_titles,
+        vec!["HA_CT".to_string(), " HA_MR ".to_string(), "HB_CT".to_string()],
+        "column as given"
+    );
+    assert_eq!(index.application_entity("HA_CT").await.unwrap(), Some(tuned), "policy and address kept");
+    assert_eq!(index.application_entity("HB_CT").await.unwrap().unwrap().institution_id, b.id, "not taken from HB");
+    let mr = index.application_entity("HA_MR").await.unwrap().expect("new title registered, trimmed");
+    assert_eq!(mr.institution_id, a.id);
+    assert_eq!(index.institution_by_code("HA").await.unwrap().unwrap().ae_titles, again.ae_titles);
+
+    // A title that cannot be an AE title is refused, and nothing changes.
+    let err = index
+        .upsert_institution(&NewInstitution {
+            code: "HA".into(),
+            name_zh: "改名".into(),
+            name_en: "Renamed".into(),
+            patient_id_issuer: None,
+            ae_titles: vec!["OK".into(), "WAY_TOO_LONG_AE_TITLE".into()],
+        })
+        .await;
+    assert!(matches!(err, Err(IndexError::Invalid(_))), "{err:?}");
+    assert_eq!(index.institution_by_code("HA").await.unwrap().unwrap().name_zh, "HA医院");
+    assert!(index.application_entity("OK").await.unwrap().is_none());
 }

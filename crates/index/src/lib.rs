@@ -1,9 +1,10 @@
 //! The catalog of the region: its model, its queries, and the [`Index`] trait
 //! that every catalog backend implements.
 //!
-//! - [`model`]: what the catalog records (institutions, patients keyed by
-//!   issuer and ID and linked to a master record, studies, series, instances
-//!   with their versions) and the rows queries return.
+//! - [`model`]: what the catalog records (institutions and the registry of
+//!   their DICOM application entities, patients keyed by issuer and ID and
+//!   linked to a master record, studies, series, instances with their
+//!   versions) and the rows queries return.
 //! - [`query`]: the one place where DICOM matching semantics live (single
 //!   value, wildcard, UID list, range, person-name rules, fuzzy matching),
 //!   shared by QIDO-RS and C-FIND. [`query::Matcher::matches`] is the
@@ -57,9 +58,27 @@ pub trait Index: Send + Sync + 'static {
     // --- institutions -----------------------------------------------------
 
     /// Creates an institution or updates its names and AE titles by code.
+    /// Each of its AE titles not yet in the application entity registry is
+    /// registered for it (may store and query, not retrieve, no address);
+    /// titles already registered are left as they are. An invalid AE title
+    /// is [`IndexError::Invalid`].
     async fn upsert_institution(&self, new: &NewInstitution) -> Result<Institution>;
     async fn institution_by_code(&self, code: &str) -> Result<Option<Institution>>;
     async fn institutions(&self) -> Result<Vec<Institution>>;
+
+    // --- application entities (the AE registry) ----------------------------
+
+    /// Registers a remote AE, or updates the one with this AE title (its
+    /// creation time is kept). The title is stored without padding spaces.
+    /// [`IndexError::Invalid`] when [`NewApplicationEntity::validate`] fails,
+    /// [`IndexError::NotFound`] when the institution does not exist.
+    async fn upsert_application_entity(&self, new: &NewApplicationEntity) -> Result<ApplicationEntity>;
+    /// Forgets a remote AE; false when it was not registered.
+    async fn remove_application_entity(&self, ae_title: &str) -> Result<bool>;
+    /// Every registered AE, by AE title (byte order).
+    async fn application_entities(&self) -> Result<Vec<ApplicationEntity>>;
+    /// The AE registered under this title (padding spaces ignored), if any.
+    async fn application_entity(&self, ae_title: &str) -> Result<Option<ApplicationEntity>>;
 
     // --- ingest -----------------------------------------------------------
 

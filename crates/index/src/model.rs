@@ -36,6 +36,81 @@ pub struct NewInstitution {
     pub ae_titles: Vec<String>,
 }
 
+/// The longest AE title DICOM allows (VR AE: 16 bytes of the default repertoire).
+pub const AE_TITLE_MAX_LEN: usize = 16;
+
+/// A known remote DICOM application entity (a modality, another PACS, a
+/// workstation) and what it may do. The registry is the authority on AE
+/// titles: an object sent by a registered AE is attributed to its institution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationEntity {
+    pub id: i64,
+    /// Unique across the region, stored without DICOM padding spaces.
+    pub ae_title: String,
+    /// The institution its objects are attributed to.
+    pub institution_id: InstitutionId,
+    /// Where to reach it (needed to be a C-MOVE destination).
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// May send objects to us (C-STORE).
+    pub may_store: bool,
+    /// May query us (C-FIND).
+    pub may_query: bool,
+    /// May retrieve from us (C-MOVE / C-GET).
+    pub may_retrieve: bool,
+    pub description: String,
+    /// Unix milliseconds, like every catalog instant.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// An application entity to register, or to update by AE title.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewApplicationEntity {
+    pub ae_title: String,
+    pub institution_id: InstitutionId,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub may_store: bool,
+    pub may_query: bool,
+    pub may_retrieve: bool,
+    pub description: String,
+}
+
+impl NewApplicationEntity {
+    /// Checks the AE title ([`normalized_ae_title`]), the port (1–65535) and
+    /// the host (not blank) when given.
+    pub fn validate(&self) -> Result<(), String> {
+        normalized_ae_title(&self.ae_title)?;
+        if self.port == Some(0) {
+            return Err("port must be between 1 and 65535".into());
+        }
+        if let Some(host) = &self.host
+            && host.trim().is_empty()
+        {
+            return Err("host is empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// The AE title without its DICOM padding (leading and trailing spaces), or
+/// why it is not a valid one: empty, longer than [`AE_TITLE_MAX_LEN`], or
+/// holding a backslash, a control character or a non-ASCII character.
+pub fn normalized_ae_title(raw: &str) -> Result<&str, String> {
+    let title = raw.trim_matches(' ');
+    if title.is_empty() {
+        return Err("AE title is empty".into());
+    }
+    if title.chars().count() > AE_TITLE_MAX_LEN {
+        return Err(format!("AE title {title:?} is longer than {AE_TITLE_MAX_LEN} characters"));
+    }
+    if let Some(c) = title.chars().find(|&c| c == '\\' || c.is_control() || !c.is_ascii()) {
+        return Err(format!("AE title {title:?} contains the character {c:?}, not allowed in an AE title"));
+    }
+    Ok(title)
+}
+
 /// The kind of a patient identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -272,4 +347,49 @@ pub struct Counts {
     /// All versions, superseded ones included.
     pub instance_versions: i64,
     pub bytes: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ae(title: &str) -> NewApplicationEntity {
+        NewApplicationEntity {
+            ae_title: title.into(),
+            institution_id: InstitutionId(1),
+            host: None,
+            port: None,
+            may_store: true,
+            may_query: true,
+            may_retrieve: false,
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn ae_titles_are_trimmed_and_checked() {
+        assert_eq!(normalized_ae_title("  CT_1 "), Ok("CT_1"));
+        assert_eq!(normalized_ae_title("CT 1"), Ok("CT 1"), "inner spaces are significant");
+        assert_eq!(normalized_ae_title("ABCDEFGHIJKLMNOP"), Ok("ABCDEFGHIJKLMNOP"));
+        assert!(normalized_ae_title("ABCDEFGHIJKLMNOPQ").is_err(), "17 characters");
+        assert!(normalized_ae_title("   ").is_err());
+        assert!(normalized_ae_title("").is_err());
+        assert!(normalized_ae_title("CT\\1").is_err());
+        assert!(normalized_ae_title("CT\t1").is_err());
+        assert!(normalized_ae_title("影像").is_err());
+    }
+
+    #[test]
+    fn validation_checks_port_and_host() {
+        assert!(ae("CT1").validate().is_ok());
+        assert!(ae("").validate().is_err());
+        let mut a = ae("CT1");
+        a.port = Some(0);
+        assert!(a.validate().is_err());
+        a.port = Some(104);
+        a.host = Some(" ".into());
+        assert!(a.validate().is_err());
+        a.host = Some("10.0.0.7".into());
+        assert!(a.validate().is_ok());
+    }
 }
