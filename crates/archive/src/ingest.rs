@@ -35,11 +35,14 @@ pub struct IngestSource {
     /// The study the request addressed (STOW-RS `/studies/{uid}`): objects
     /// of other studies are refused.
     pub expected_study: Option<String>,
+    /// The SOP Class and Instance UIDs the request announced (C-STORE's
+    /// Affected SOP Class/Instance UID): an object naming others is refused.
+    pub expected_instance: Option<(String, String)>,
 }
 
 impl IngestSource {
     pub fn new(channel: &'static str, peer: impl Into<String>) -> Self {
-        IngestSource { channel, peer: peer.into(), institution: None, expected_study: None }
+        IngestSource { channel, peer: peer.into(), institution: None, expected_study: None, expected_instance: None }
     }
 }
 
@@ -112,6 +115,18 @@ impl Archive {
                 format!(
                     "the object belongs to study {}, not to study {expected} addressed by the request",
                     a.study_instance_uid
+                ),
+            )));
+        }
+
+        if let Some((class, instance)) = &source.expected_instance
+            && (*class != a.sop_class_uid || *instance != a.sop_instance_uid)
+        {
+            return Err(with_uids(IngestError::new(
+                IngestErrorKind::Invalid,
+                format!(
+                    "the data set is SOP instance {} of class {}, but the request announced instance {instance} of class {class}",
+                    a.sop_instance_uid, a.sop_class_uid
                 ),
             )));
         }
@@ -353,7 +368,13 @@ impl Archive {
         // Linked but not indexed: finish it.
         let institution = staging::institution_from_name(name).map(InstitutionId);
         let staged = self.stage_file(path, institution).await?;
-        let source = IngestSource { channel: "recovered", peer: name.to_string(), institution, expected_study: None };
+        let source = IngestSource {
+            channel: "recovered",
+            peer: name.to_string(),
+            institution,
+            expected_study: None,
+            expected_instance: None,
+        };
         self.ingest(staged, &source).await?;
         Ok(true)
     }

@@ -1,6 +1,6 @@
 //! The `Archive` context: the only place business rules live.
 //!
-//! Every way data enters (STOW-RS now; C-STORE, imports and more later) ends in
+//! Every way data enters (STOW-RS, C-STORE, imports) ends in
 //! [`Archive::ingest`]: the object is staged to disk and fsync'd, its header
 //! parsed (bounded, stopping short of pixel data), validated, attributed to
 //! an institution and a patient, linked durably into the blob store, and
@@ -12,9 +12,11 @@
 //! [`IngestOutcome`] and [`IngestError`] (with its DICOM status).
 
 mod committer;
+mod dimse_services;
 mod error;
 mod ingest;
 pub mod keys;
+mod query_retrieve;
 mod retrieve;
 mod staging;
 
@@ -25,9 +27,11 @@ use yunying_blob::BlobStore;
 use yunying_dicom::parse::ParseOptions;
 use yunying_index::{Index, Institution};
 
+pub use dimse_services::{DimsePeer, DimsePolicy, DimseServices};
 pub use error::{ArchiveError, IngestError, IngestErrorKind, status};
 pub use yunying_blob::BlobError;
 pub use ingest::{IngestOutcome, IngestSource, IngestStatus};
+pub use query_retrieve::{FindResults, QR_MAX_RETRIEVE_INSTANCES, QrError, QrLevel, QrModel};
 pub use retrieve::{FrameData, METADATA_BASE_PLACEHOLDER};
 pub use staging::Staged;
 

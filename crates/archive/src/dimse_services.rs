@@ -1,0 +1,299 @@
+//! The archive behind the DICOM network services: who may associate (the AE
+//! registry), where received instances go (the ingest road, streamed), what
+//! C-FIND matches and C-MOVE/C-GET send (query_retrieve), and what storage
+//! commitment can promise (instances indexed and durable).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use yunying_dimse::pdu::{AssociateRj, AssociateRq};
+use yunying_dimse::{
+    DataSetStream, FindResult, Outcome, QueryModel, RemoteAe, RetrieveItem, Service, Services, SopRef, StoreRequest,
+    status,
+};
+use yunying_index::query::{Key, Level, Matcher, Query};
+use yunying_index::{ApplicationEntity, Institution};
+
+use crate::query_retrieve::{QrModel, QrError};
+use crate::{Archive, IngestSource};
+
+/// What the network services allow beyond the registry.
+#[derive(Debug, Clone)]
+pub struct DimsePolicy {
+    /// Our AE title (C-FIND responses name it as Retrieve AE Title).
+    pub ae_title: String,
+    /// Admit calling AE titles missing from the registry (attributed to the
+    /// default institution) instead of rejecting them.
+    pub accept_unknown_ae: bool,
+    /// What such unknown AEs may do.
+    pub unknown_may_store: bool,
+    pub unknown_may_query: bool,
+    pub unknown_may_retrieve: bool,
+    /// Most matches one C-FIND returns.
+    pub max_find_results: u32,
+}
+
+impl DimsePolicy {
+    pub fn new(ae_title: &str) -> DimsePolicy {
+        DimsePolicy {
+            ae_title: ae_title.to_string(),
+            accept_unknown_ae: false,
+            unknown_may_store: true,
+            unknown_may_query: true,
+            unknown_may_retrieve: false,
+            max_find_results: 10_000,
+        }
+    }
+}
+
+/// An admitted peer.
+pub struct DimsePeer {
+    pub calling_ae: String,
+    pub address: SocketAddr,
+    /// The registry entry, when the AE is registered.
+    pub registered: Option<ApplicationEntity>,
+    pub institution: Institution,
+    may_store: bool,
+    may_query: bool,
+    may_retrieve: bool,
+}
+
+/// [`yunying_dimse::Services`] over the archive.
+pub struct DimseServices {
+    archive: Arc<Archive>,
+    policy: DimsePolicy,
+}
+
+impl DimseServices {
+    pub fn new(archive: Arc<Archive>, policy: DimsePolicy) -> Arc<DimseServices> {
+        Arc::new(DimseServices { archive, policy })
+    }
+}
+
+fn qr_model(m: QueryModel) -> QrModel {
+    match m {
+        QueryModel::PatientRoot => QrModel::PatientRoot,
+        QueryModel::StudyRoot => QrModel::StudyRoot,
+    }
+}
+
+fn qr_outcome(e: QrError) -> Outcome {
+    Outcome::failure(e.status, e.message)
+}
+
+#[async_trait]
+impl Services for DimseServices {
+    type Peer = DimsePeer;
+
+    async fn admit(&self, rq: &AssociateRq, peer: SocketAddr) -> Result<DimsePeer, AssociateRj> {
+        let registered = match self.archive.index().application_entity(&rq.calling_ae).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "AE registry look-up failed");
+                return Err(AssociateRj::TEMPORARY_CONGESTION);
+            }
+        };
+        match registered {
+            Some(ae) => {
+                let institution = self
+                    .archive
+                    .find_institution(|i| i.id == ae.institution_id, true)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| self.archive.default_institution().clone());
+                Ok(DimsePeer {
+                    calling_ae: rq.calling_ae.clone(),
+                    address: peer,
+                    may_store: ae.may_store,
+                    may_query: ae.may_query,
+                    may_retrieve: ae.may_retrieve,
+                    registered: Some(ae),
+                    institution,
+                })
+            }
+            None if self.policy.accept_unknown_ae => Ok(DimsePeer {
+                calling_ae: rq.calling_ae.clone(),
+                address: peer,
+                registered: None,
+                institution: self.archive.default_institution().clone(),
+                may_store: self.policy.unknown_may_store,
+                may_query: self.policy.unknown_may_query,
+                may_retrieve: self.policy.unknown_may_retrieve,
+            }),
+            None => {
+                tracing::warn!(calling = %rq.calling_ae, %peer, "association from an unregistered AE title rejected");
+                Err(AssociateRj::CALLING_AE_NOT_RECOGNIZED)
+            }
+        }
+    }
+
+    fn allows(&self, peer: &DimsePeer, service: Service) -> bool {
+        match service {
+            Service::Verification => true,
+            Service::Storage | Service::StorageCommitment => peer.may_store,
+            Service::Find(_) => peer.may_query,
+            Service::Move(_) | Service::Get(_) => peer.may_retrieve,
+        }
+    }
+
+    async fn store(&self, peer: &DimsePeer, rq: &StoreRequest, data: &mut DataSetStream<'_>) -> Outcome {
+        let mut staged = match self.archive.stage(Some(peer.institution.id)) {
+            Ok(s) => s,
+            Err(e) => return Outcome::failure(e.dicom_status(), e.message),
+        };
+        let meta = yunying_dicom::file_meta(&rq.sop_class_uid, &rq.sop_instance_uid, &rq.transfer_syntax, Some(&peer.calling_ae));
+        let mut failure: Option<Outcome> = None;
+        match staged.write_bytes(Bytes::from(meta)).await {
+            Ok(s) => staged = s,
+            Err(e) => return Outcome::failure(e.dicom_status(), e.message),
+        }
+        let mut staged = Some(staged);
+        loop {
+            match data.next().await {
+                Ok(Some(fragment)) => {
+                    if failure.is_some() {
+                        continue; // drain what the sender still sends
+                    }
+                    match staged.take().expect("staged").write_bytes(fragment).await {
+                        Ok(s) => staged = Some(s),
+                        Err(e) => failure = Some(Outcome::failure(e.dicom_status(), e.message)),
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // The sender went away mid-object: nothing of it is kept
+                    // (dropping the staged file removes it).
+                    tracing::warn!(calling = %peer.calling_ae, sop = %rq.sop_instance_uid, error = %e, "C-STORE data set cut short");
+                    return Outcome::failure(status::PROCESSING_FAILURE, format!("data set cut short: {e}"));
+                }
+            }
+        }
+        if let Some(f) = failure {
+            tracing::warn!(calling = %peer.calling_ae, sop = %rq.sop_instance_uid, status = f.status, comment = ?f.comment, "C-STORE refused");
+            return f;
+        }
+        let mut source = IngestSource::new("dimse", format!("{}@{}", peer.calling_ae, peer.address.ip()));
+        source.institution = Some(peer.institution.id);
+        source.expected_instance = Some((rq.sop_class_uid.clone(), rq.sop_instance_uid.clone()));
+        match self.archive.ingest(staged.take().expect("staged"), &source).await {
+            Ok(_) => Outcome::success(),
+            Err(e) => {
+                tracing::warn!(calling = %peer.calling_ae, sop = %rq.sop_instance_uid, status = e.dicom_status(), error = %e.message, "C-STORE refused");
+                Outcome::failure(e.dicom_status(), e.message)
+            }
+        }
+    }
+
+    async fn find(
+        &self,
+        _peer: &DimsePeer,
+        model: QueryModel,
+        identifier: Bytes,
+        transfer_syntax: &str,
+    ) -> Result<FindResult, Outcome> {
+        let found = self
+            .archive
+            .qr_find(qr_model(model), &identifier, transfer_syntax, &self.policy.ae_title, None, self.policy.max_find_results)
+            .await
+            .map_err(qr_outcome)?;
+        let explicit = transfer_syntax != yunying_dicom::ts::IMPLICIT_VR_LE;
+        let mut matches = Vec::with_capacity(found.matches.len());
+        for m in &found.matches {
+            let bytes = yunying_dicom::json_dataset::encode_json_dataset(m, explicit)
+                .map_err(|e| Outcome::failure(status::CANNOT_UNDERSTAND, format!("cannot encode a match: {e}")))?;
+            matches.push(Bytes::from(bytes));
+        }
+        let final_outcome = if found.warnings.is_empty() {
+            None
+        } else {
+            tracing::info!(warnings = ?found.warnings, "C-FIND warnings");
+            None
+        };
+        Ok(FindResult { matches, pending_status: status::PENDING, final_outcome })
+    }
+
+    async fn retrieve(
+        &self,
+        _peer: &DimsePeer,
+        model: QueryModel,
+        identifier: Bytes,
+        transfer_syntax: &str,
+    ) -> Result<Vec<RetrieveItem>, Outcome> {
+        let found = self
+            .archive
+            .qr_retrieve_set(qr_model(model), &identifier, transfer_syntax, None)
+            .await
+            .map_err(qr_outcome)?;
+        Ok(found
+            .into_iter()
+            .map(|i| RetrieveItem {
+                sop_class_uid: i.sop_class_uid,
+                sop_instance_uid: i.sop_uid,
+                transfer_syntax: i.transfer_syntax,
+                key: i.blob_key,
+                size: i.size_bytes.max(0) as u64,
+            })
+            .collect())
+    }
+
+    async fn load(&self, item: &RetrieveItem) -> Result<Bytes, String> {
+        let file = match self.archive.blobs().local_path(&item.key) {
+            Some(path) => Bytes::from(tokio::fs::read(&path).await.map_err(|e| format!("cannot read {}: {e}", item.key))?),
+            None => {
+                use futures::TryStreamExt;
+                let stream = self.archive.blobs().get(&item.key).await.map_err(|e| e.to_string())?;
+                let chunks: Vec<Bytes> = stream.try_collect().await.map_err(|e| e.to_string())?;
+                Bytes::from(chunks.concat())
+            }
+        };
+        let offset = yunying_dicom::dataset_offset(&file).ok_or_else(|| format!("{} is not a Part-10 file", item.key))?;
+        Ok(file.slice(offset..))
+    }
+
+    async fn move_destination(&self, _peer: &DimsePeer, ae_title: &str) -> Option<RemoteAe> {
+        let ae = self.archive.index().application_entity(ae_title).await.ok().flatten()?;
+        match (ae.host, ae.port) {
+            (Some(host), Some(port)) => Some(RemoteAe { ae_title: ae.ae_title, host, port }),
+            _ => {
+                tracing::warn!(ae = ae_title, "C-MOVE destination is registered without host and port");
+                None
+            }
+        }
+    }
+
+    async fn commit(&self, _peer: &DimsePeer, refs: &[SopRef]) -> Vec<Option<u16>> {
+        let mut results = vec![Some(status::NO_SUCH_OBJECT_INSTANCE); refs.len()];
+        for (chunk_no, chunk) in refs.chunks(500).enumerate() {
+            let uids: Vec<String> = chunk.iter().map(|r| r.sop_instance_uid.clone()).filter(|u| !u.is_empty()).collect();
+            if uids.is_empty() {
+                continue;
+            }
+            let q = Query::new(Level::Instance).filter(Key::SopInstanceUid, Matcher::List(uids));
+            let rows = match self.archive.query_instances(&q).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "storage commitment look-up failed");
+                    for i in 0..chunk.len() {
+                        results[chunk_no * 500 + i] = Some(status::PROCESSING_FAILURE);
+                    }
+                    continue;
+                }
+            };
+            for (i, r) in chunk.iter().enumerate() {
+                if let Some(row) = rows.iter().find(|row| row.sop_uid == r.sop_instance_uid) {
+                    results[chunk_no * 500 + i] =
+                        if row.sop_class_uid == r.sop_class_uid { None } else { Some(0x0119) /* class-instance conflict */ };
+                }
+            }
+        }
+        results
+    }
+
+    async fn commitment_destination(&self, peer: &DimsePeer) -> Option<RemoteAe> {
+        let ae = peer.registered.as_ref()?;
+        Some(RemoteAe { ae_title: ae.ae_title.clone(), host: ae.host.clone()?, port: ae.port? })
+    }
+}
