@@ -160,8 +160,14 @@ where
             .await
     });
 
+    let dicom_listener = crate::dicom::bind(&settings.dicom).await?;
+
     let archive = open_archive(&settings).await?;
     prepare(archive.clone()).await?;
+    crate::dicom::register_configured(&archive, &settings.dicom).await?;
+    if let Some(l) = dicom_listener {
+        crate::dicom::start(l, &settings.dicom, archive.clone());
+    }
     let app = router(&settings, archive.clone(), health.clone());
     let _ = app_tx.send(Some(app));
     health.set_ready(archive.clone());
@@ -226,6 +232,7 @@ pub mod anyhow_like {
         yunying_archive::ArchiveError,
         yunying_archive::IngestError,
         crate::config::ConfigError,
+        yunying_dimse::AssocError,
         std::io::Error
     );
 }

@@ -1,4 +1,5 @@
-//! The command line: `serve`, `default-config`, `synth`, `import`.
+//! The command line: `serve`, `default-config`, `synth`, `import`, `ae`,
+//! `pull`, `echo`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,13 +20,13 @@ struct Cli {
 #[derive(Args, Debug, Clone, Default)]
 struct Common {
     /// Configuration file (TOML; see `yunying default-config`). Env: YUNYING_CONFIG.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Data directory (catalog, blobs, staging). Env: YUNYING_DATA. Default: ./yunying-data.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     data: Option<PathBuf>,
     /// Catalog database URL (postgres://... for a shared catalog). Env: YUNYING_CATALOG_URL.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL")]
     catalog_url: Option<String>,
 }
 
@@ -38,6 +39,9 @@ enum Command {
         /// HTTP listen address. Env: YUNYING_HTTP. Default: 127.0.0.1:8080.
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
+        /// DICOM listen address, or "off". Env: YUNYING_DICOM. Default: 127.0.0.1:11112.
+        #[arg(long, value_name = "ADDR")]
+        dicom: Option<String>,
         /// Seeds the region's institutions and, on first start, synthetic demo studies.
         #[arg(long)]
         demo: bool,
@@ -93,6 +97,51 @@ enum Command {
         #[arg(long)]
         restart: bool,
     },
+    /// Manages the registry of remote DICOM AEs (modalities, PACS, workstations).
+    Ae {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: crate::ae_cmd::AeCommand,
+    },
+    /// Migrates a legacy PACS by query/retrieve (C-FIND, then C-GET or C-MOVE per study); resumable.
+    Pull {
+        /// The remote PACS, as AE@host:port.
+        #[arg(long, value_name = "AE@HOST:PORT")]
+        from: crate::pull::Remote,
+        #[command(flatten)]
+        common: Common,
+        /// Our AE title towards the remote (default: dicom.ae_title).
+        #[arg(long, value_name = "AE")]
+        ae_title: Option<String>,
+        /// Only studies of these dates (DICOM range, e.g. 20150101-20151231).
+        #[arg(long, value_name = "RANGE")]
+        study_date: Option<String>,
+        /// Only this patient's studies.
+        #[arg(long, value_name = "ID")]
+        patient_id: Option<String>,
+        /// Only studies with this modality.
+        #[arg(long, value_name = "MODALITY")]
+        modality: Option<String>,
+        /// Retrieve by C-MOVE to this AE (a running Yunying registered at the remote) instead of C-GET.
+        #[arg(long, value_name = "AE")]
+        move_to: Option<String>,
+        /// Institution code the pulled objects belong to (default: the remote AE's
+        /// institution if registered, else the default institution).
+        #[arg(long, value_name = "CODE")]
+        institution: Option<String>,
+        /// Forgets what earlier runs of this pull finished.
+        #[arg(long)]
+        restart: bool,
+    },
+    /// Checks a DICOM peer with C-ECHO (verification).
+    Echo {
+        /// The peer, as AE@host:port.
+        peer: crate::pull::Remote,
+        /// Our calling AE title.
+        #[arg(long, default_value = "YUNYING")]
+        ae_title: String,
+    },
 }
 
 fn init_logging(settings: &Settings) {
@@ -133,10 +182,10 @@ async fn run(cli: Cli) -> Result<()> {
             print!("{}", crate::config::EXAMPLE);
             Ok(())
         }
-        Command::Serve { common, http, demo, demo_studies, demo_slices } => {
+        Command::Serve { common, http, dicom, demo, demo_studies, demo_slices } => {
             let settings = Settings::load(
                 common.config.as_deref(),
-                &Overrides { http, data: common.data, catalog_url: common.catalog_url },
+                &Overrides { http, data: common.data, catalog_url: common.catalog_url, dicom },
             )?;
             init_logging(&settings);
             crate::app::serve(settings, move |archive| async move {
@@ -154,10 +203,74 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Import { dir, common, institution, url, parallel, restart } => {
             let settings = Settings::load(
                 common.config.as_deref(),
-                &Overrides { http: None, data: common.data, catalog_url: common.catalog_url },
+                &Overrides { data: common.data, catalog_url: common.catalog_url, ..Default::default() },
             )?;
             init_logging(&settings);
             import(settings, dir, institution, url, parallel, restart).await
+        }
+        Command::Ae { common, command } => {
+            let settings = Settings::load(
+                common.config.as_deref(),
+                &Overrides { data: common.data, catalog_url: common.catalog_url, ..Default::default() },
+            )?;
+            init_cli_logging();
+            let archive = crate::app::open_archive(&settings).await?;
+            let mut out = std::io::stdout();
+            crate::ae_cmd::run(archive.index().clone(), command, &mut out).await.map_err(Error)
+        }
+        Command::Pull { from, common, ae_title, study_date, patient_id, modality, move_to, institution, restart } => {
+            let settings = Settings::load(
+                common.config.as_deref(),
+                &Overrides { data: common.data, catalog_url: common.catalog_url, ..Default::default() },
+            )?;
+            init_cli_logging();
+            let archive = crate::app::open_archive(&settings).await?;
+            let institution = match institution {
+                Some(code) => Some(
+                    archive
+                        .index()
+                        .institution_by_code(&code)
+                        .await?
+                        .ok_or_else(|| Error(format!("no institution with code {code:?}")))?
+                        .id,
+                ),
+                None => archive.index().application_entity(&from.ae_title).await?.map(|ae| ae.institution_id),
+            };
+            let journal = crate::pull::journal_path(&settings.data, &from);
+            if restart {
+                let _ = std::fs::remove_file(&journal);
+            }
+            let options = crate::pull::PullOptions {
+                ae_title: ae_title.unwrap_or_else(|| settings.dicom.ae_title.clone()),
+                from,
+                study_date,
+                patient_id,
+                modality,
+                move_to,
+                institution,
+                journal,
+                progress: true,
+            };
+            let summary = crate::pull::run(archive, options).await.map_err(Error)?;
+            print!("{summary}");
+            if !summary.studies_failed.is_empty() || summary.instances_failed > 0 {
+                return Err(Error("some studies or instances failed; run the same command again to retry them".into()));
+            }
+            Ok(())
+        }
+        Command::Echo { peer, ae_title } => {
+            init_cli_logging();
+            let req = yunying_dimse::Requestor::new(&ae_title, &peer.ae_title, &peer.address);
+            let started = Instant::now();
+            let mut a = yunying_dimse::associate(&req, &[yunying_dimse::Proposal::native(yunying_dimse::uids::VERIFICATION)], &[])
+                .await?;
+            let status = a.echo().await?;
+            let _ = a.release().await;
+            if status != 0 {
+                return Err(Error(format!("C-ECHO answered status 0x{status:04X}")));
+            }
+            println!("C-ECHO {}@{}: success in {:.1} ms", peer.ae_title, peer.address, started.elapsed().as_secs_f64() * 1e3);
+            Ok(())
         }
     }
 }

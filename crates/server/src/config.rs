@@ -54,6 +54,41 @@ stow_parallelism = 4
 # Most results of one QIDO-RS response.
 max_results = 10000
 
+[dicom]
+# The DICOM listener (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, storage
+# commitment). "off" disables it. Env: YUNYING_DICOM; flag: --dicom.
+listen = "127.0.0.1:11112"
+# Our AE title.
+ae_title = "YUNYING"
+# Refuse associations addressed to another AE title.
+check_called_ae = true
+# Associations served at once; more are rejected (transient, retry later).
+max_associations = 64
+# Longest wait for the association request after a connection opens (ARTIM).
+artim_timeout_secs = 30
+# An association idle this long is aborted.
+idle_timeout_secs = 300
+# Largest PDU we receive, in KiB.
+max_pdu_kib = 256
+# Calling AE titles missing from the registry (`yunying ae list`) are rejected
+# ("calling AE title not recognized") unless this is true; such AEs are then
+# attributed to the default institution and may do what unknown_ae_allow says.
+accept_unknown_ae = false
+unknown_ae_allow = ["store", "query"]
+# Accept SOP classes missing from the DICOM dictionary (private classes of
+# modalities) as storage classes.
+accept_unknown_sop_classes = true
+
+# Remote AEs, registered (or updated) at every start; also managed with
+# `yunying ae add|list|remove`. host/port are needed for C-MOVE destinations
+# and storage commitment reports on a new association.
+# [[dicom.remote]]
+# ae_title = "SZRMYY_CT1"
+# institution = "SZRMYY"
+# host = "10.1.2.3"
+# port = 104
+# allow = ["store", "query", "retrieve"]
+
 [log]
 # error, warn, info, debug, trace; or a filter such as "info,yunying_archive=debug".
 level = "info"
@@ -77,6 +112,8 @@ pub struct RawConfig {
     pub dicomweb: RawDicomWeb,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub dicom: RawDicom,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +184,7 @@ pub struct Settings {
     pub max_results: u32,
     pub log_level: String,
     pub log_json: bool,
+    pub dicom: DicomSettings,
 }
 
 /// Values given on the command line (they win over everything).
@@ -155,6 +193,118 @@ pub struct Overrides {
     pub http: Option<String>,
     pub data: Option<PathBuf>,
     pub catalog_url: Option<String>,
+    pub dicom: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDicom {
+    pub listen: Option<String>,
+    pub ae_title: Option<String>,
+    pub check_called_ae: Option<bool>,
+    pub max_associations: Option<usize>,
+    pub artim_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub max_pdu_kib: Option<u32>,
+    pub accept_unknown_ae: Option<bool>,
+    pub unknown_ae_allow: Option<Vec<String>>,
+    pub accept_unknown_sop_classes: Option<bool>,
+    #[serde(default)]
+    pub remote: Vec<RemoteAeConfig>,
+}
+
+/// A remote AE declared in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteAeConfig {
+    pub ae_title: String,
+    pub institution: String,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    #[serde(default = "default_allow")]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+fn default_allow() -> Vec<String> {
+    vec!["store".into(), "query".into()]
+}
+
+/// What a remote AE may do, from words such as `store`, `query`, `retrieve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AePolicy {
+    pub store: bool,
+    pub query: bool,
+    pub retrieve: bool,
+}
+
+impl AePolicy {
+    pub fn parse(words: &[String]) -> Result<AePolicy, ConfigError> {
+        let mut p = AePolicy::default();
+        for w in words {
+            match w.trim().to_ascii_lowercase().as_str() {
+                "store" => p.store = true,
+                "query" => p.query = true,
+                "retrieve" => p.retrieve = true,
+                other => {
+                    return Err(ConfigError(format!("{other:?} is not a permission (use store, query, retrieve)")));
+                }
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// The DICOM listener's settings.
+#[derive(Debug, Clone)]
+pub struct DicomSettings {
+    /// `None`: no listener.
+    pub listen: Option<SocketAddr>,
+    pub ae_title: String,
+    pub check_called_ae: bool,
+    pub max_associations: usize,
+    pub artim_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
+    pub max_pdu: u32,
+    pub accept_unknown_ae: bool,
+    pub unknown_ae_allow: AePolicy,
+    pub accept_unknown_sop_classes: bool,
+    pub remotes: Vec<RemoteAeConfig>,
+}
+
+impl DicomSettings {
+    fn resolve(raw: RawDicom, flag: Option<String>) -> Result<DicomSettings, ConfigError> {
+        let listen_s = flag.or_else(|| env("YUNYING_DICOM")).or(raw.listen).unwrap_or_else(|| "127.0.0.1:11112".into());
+        let listen = if listen_s.eq_ignore_ascii_case("off") {
+            None
+        } else {
+            Some(listen_s.parse().map_err(|_| {
+                ConfigError(format!("dicom.listen {listen_s:?} is not an address such as 127.0.0.1:11112 (or \"off\")"))
+            })?)
+        };
+        let ae_title = raw.ae_title.unwrap_or_else(|| "YUNYING".into()).trim().to_string();
+        if ae_title.is_empty() || ae_title.len() > 16 || ae_title.contains('\\') || ae_title.chars().any(|c| c.is_control()) {
+            return Err(ConfigError(format!("dicom.ae_title {ae_title:?} must be 1 to 16 characters, no backslash")));
+        }
+        for r in &raw.remote {
+            AePolicy::parse(&r.allow).map_err(|e| ConfigError(format!("dicom.remote {}: {}", r.ae_title, e.0)))?;
+        }
+        Ok(DicomSettings {
+            listen,
+            ae_title,
+            check_called_ae: raw.check_called_ae.unwrap_or(true),
+            max_associations: raw.max_associations.unwrap_or(64).clamp(1, 4096),
+            artim_timeout: std::time::Duration::from_secs(raw.artim_timeout_secs.unwrap_or(30).max(1)),
+            idle_timeout: std::time::Duration::from_secs(raw.idle_timeout_secs.unwrap_or(300).max(1)),
+            max_pdu: raw.max_pdu_kib.unwrap_or(256).clamp(4, 16 * 1024) * 1024,
+            accept_unknown_ae: raw.accept_unknown_ae.unwrap_or(false),
+            unknown_ae_allow: AePolicy::parse(&raw.unknown_ae_allow.unwrap_or_else(default_allow))
+                .map_err(|e| ConfigError(format!("dicom.unknown_ae_allow: {}", e.0)))?,
+            accept_unknown_sop_classes: raw.accept_unknown_sop_classes.unwrap_or(true),
+            remotes: raw.remote,
+        })
+    }
 }
 
 /// A configuration problem, said so that the operator knows what to fix.
@@ -223,6 +373,7 @@ impl Settings {
         if default_institution.trim().is_empty() {
             return Err(ConfigError("ingest.default_institution must not be empty".into()));
         }
+        let dicom = DicomSettings::resolve(raw.dicom, flags.dicom.clone())?;
         let log_format = raw.log.format.unwrap_or_else(|| "text".into());
         if log_format != "text" && log_format != "json" {
             return Err(ConfigError(format!("log.format {log_format:?} must be \"text\" or \"json\"")));
@@ -242,6 +393,7 @@ impl Settings {
             max_results: raw.dicomweb.max_results.unwrap_or(10_000).max(1),
             log_level: env("YUNYING_LOG").or(raw.log.level).unwrap_or_else(|| "info".into()),
             log_json: log_format == "json",
+            dicom,
         })
     }
 

@@ -6,14 +6,20 @@
 //!   validated [`config::Settings`]) and the commented example;
 //! - [`app`]: opens the catalog (SQLite or PostgreSQL) and the blob store,
 //!   builds the [`yunying_archive::Archive`] and the HTTP router, serves;
-//! - [`cli`]: the subcommands (`serve`, `default-config`, `synth`, `import`);
+//! - [`dicom`]: the DICOM listener's wiring (configured AEs, the DIMSE acceptor);
+//! - [`ae_cmd`]: `yunying ae`, the AE registry from the command line;
+//! - [`pull`]: `yunying pull`, migration from a legacy PACS by query/retrieve;
+//! - [`cli`]: the subcommands (`serve`, `default-config`, `synth`, `import`, `ae`, `pull`, `echo`);
 //! - [`demo`]: the region's institutions and synthetic demo studies;
 //! - [`import`]: historical migration of Part-10 folder trees;
 //! - [`stow_client`]: a small STOW-RS client used by `synth --url` and `import --url`.
 
+pub mod ae_cmd;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod dicom;
 pub mod demo;
 pub mod import;
+pub mod pull;
 pub mod stow_client;

@@ -15,6 +15,8 @@ pub struct TestServer {
     pub base: String,
     /// The data directory (kept for the server's lifetime).
     pub data: PathBuf,
+    /// `127.0.0.1:PORT` of the DICOM listener (`None` when turned off).
+    pub dicom: Option<String>,
     _dir: Option<tempfile::TempDir>,
     bin: PathBuf,
     args: Vec<String>,
@@ -31,6 +33,7 @@ impl TestServer {
             child: None,
             base: String::new(),
             data,
+            dicom: None,
             _dir: Some(dir),
             bin: bin.to_path_buf(),
             args: args.iter().map(|s| s.to_string()).collect(),
@@ -43,6 +46,10 @@ impl TestServer {
     async fn launch(&mut self) {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("serve").arg("--http").arg("127.0.0.1:0").arg("--data").arg(&self.data);
+        if !self.args.iter().any(|a| a == "--dicom") {
+            // A free port: tests run side by side.
+            cmd.arg("--dicom").arg(self.dicom.as_deref().unwrap_or("127.0.0.1:0"));
+        }
         cmd.args(&self.args);
         for (k, v) in &self.envs {
             cmd.env(k, v);
@@ -57,10 +64,26 @@ impl TestServer {
                 if let Some(addr) = line.strip_prefix("yunying: listening on ") {
                     let _ = tx.send(addr.trim().to_string());
                 }
+                if let Some(rest) = line.strip_prefix("yunying: dicom listening on ") {
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(format!("dicom {addr}"));
+                }
             }
         });
-        let base = rx.recv_timeout(Duration::from_secs(60)).expect("the server printed no listening address");
-        self.base = base;
+        let dicom_off = self.args.windows(2).any(|w| w[0] == "--dicom" && w[1] == "off");
+        let (mut base, mut dicom) = (None, None);
+        while base.is_none() || (dicom.is_none() && !dicom_off) {
+            let line = rx.recv_timeout(Duration::from_secs(60)).expect("the server printed no listening address");
+            match line.strip_prefix("dicom ") {
+                Some(addr) => dicom = Some(addr.to_string()),
+                None => base = Some(line),
+            }
+        }
+        self.base = base.expect("address");
+        // On restart, the DICOM port stays the same (clients keep their address).
+        if dicom.is_some() {
+            self.dicom = dicom;
+        }
         self.child = Some(child);
         self.wait_healthy(Duration::from_secs(120)).await;
     }
@@ -85,6 +108,25 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The DICOM listener's port.
+    pub fn dicom_port(&self) -> u16 {
+        let addr = self.dicom.as_deref().expect("the DICOM listener is off");
+        addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
+    }
+
+    /// Runs `yunying ARGS --data <this server's data>` (the CLI on the same
+    /// data directory, e.g. `ae add`), returning stdout; panics on failure.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.bin).args(args).arg("--data").arg(&self.data).output().expect("run yunying");
+        assert!(
+            out.status.success(),
+            "yunying {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
     }
 
     /// The DICOMweb root.

@@ -1,0 +1,68 @@
+//! The DICOM listener's wiring: the AEs the configuration declares are
+//! registered, and the DIMSE acceptor is started over the archive.
+
+use std::sync::Arc;
+
+use yunying_archive::{Archive, DimsePolicy, DimseServices};
+use yunying_dimse::{Scp, ScpConfig};
+use yunying_index::NewApplicationEntity;
+
+use crate::app::anyhow_like::{Error, Result};
+use crate::config::{AePolicy, DicomSettings};
+
+/// Registers (or updates) the remote AEs of the configuration.
+pub async fn register_configured(archive: &Archive, dicom: &DicomSettings) -> Result<()> {
+    for r in &dicom.remotes {
+        let institution = archive
+            .index()
+            .institution_by_code(&r.institution)
+            .await?
+            .ok_or_else(|| Error(format!("dicom.remote {}: no institution has the code {:?}", r.ae_title, r.institution)))?;
+        let p = AePolicy::parse(&r.allow)?;
+        archive
+            .index()
+            .upsert_application_entity(&NewApplicationEntity {
+                ae_title: r.ae_title.clone(),
+                institution_id: institution.id,
+                host: r.host.clone(),
+                port: r.port,
+                may_store: p.store,
+                may_query: p.query,
+                may_retrieve: p.retrieve,
+                description: r.description.clone(),
+            })
+            .await
+            .map_err(|e| Error(format!("dicom.remote {}: {e}", r.ae_title)))?;
+    }
+    Ok(())
+}
+
+/// Binds the DICOM port (before the archive opens, so the address is known at once).
+pub async fn bind(dicom: &DicomSettings) -> Result<Option<tokio::net::TcpListener>> {
+    let Some(addr) = dicom.listen else { return Ok(None) };
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error(format!("cannot listen for DICOM on {addr}: {e}")))?;
+    let local = l.local_addr()?;
+    println!("yunying: dicom listening on {local} as {}", dicom.ae_title);
+    tracing::info!(%local, ae = %dicom.ae_title, "DICOM listening");
+    Ok(Some(l))
+}
+
+/// Serves DIMSE on `listener` over the archive.
+pub fn start(listener: tokio::net::TcpListener, dicom: &DicomSettings, archive: Arc<Archive>) {
+    let mut policy = DimsePolicy::new(&dicom.ae_title);
+    policy.accept_unknown_ae = dicom.accept_unknown_ae;
+    policy.unknown_may_store = dicom.unknown_ae_allow.store;
+    policy.unknown_may_query = dicom.unknown_ae_allow.query;
+    policy.unknown_may_retrieve = dicom.unknown_ae_allow.retrieve;
+    let mut config = ScpConfig::new(&dicom.ae_title);
+    config.check_called_ae = dicom.check_called_ae;
+    config.max_associations = dicom.max_associations;
+    config.artim_timeout = dicom.artim_timeout;
+    config.idle_timeout = dicom.idle_timeout;
+    config.max_pdu = dicom.max_pdu;
+    config.accept_unknown_sop_classes = dicom.accept_unknown_sop_classes;
+    let scp = Scp::new(config, DimseServices::new(archive, policy));
+    tokio::spawn(scp.serve(listener));
+}
