@@ -1,12 +1,14 @@
 //! Demo mode (`yunying serve --demo`): the region's 16 member institutions
-//! and, on first start, synthetic studies spread over them, ingested through
-//! the same road as real data.
+//! (each with a CT modality AE, `<CODE>_CT`), the default AE titles of the
+//! DCMTK tools registered for trying DIMSE at once, and, on first start,
+//! synthetic studies spread over them, ingested through the same road as
+//! real data.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use yunying_archive::{Archive, IngestSource};
-use yunying_index::NewInstitution;
+use yunying_index::{NewApplicationEntity, NewInstitution};
 
 use crate::app::anyhow_like::Result;
 
@@ -21,9 +23,30 @@ pub async fn seed_institutions(archive: &Archive) -> Result<usize> {
                 name_zh: m.name_zh.clone(),
                 name_en: m.name_en.clone(),
                 patient_id_issuer: None,
-                ae_titles: vec![],
+                ae_titles: vec![format!("{}_CT", m.code)],
             })
             .await?;
+    }
+    // DCMTK's default calling AE titles, attributed to the first member
+    // institution, so that `storescu`/`findscu`/`movescu`/`getscu` work out of the box.
+    if let Some(centre) = archive.index().institution_by_code(&members[0].code).await? {
+        for title in ["ECHOSCU", "STORESCU", "FINDSCU", "MOVESCU", "GETSCU"] {
+            if archive.index().application_entity(title).await?.is_none() {
+                archive
+                    .index()
+                    .upsert_application_entity(&NewApplicationEntity {
+                        ae_title: title.into(),
+                        institution_id: centre.id,
+                        host: None,
+                        port: None,
+                        may_store: true,
+                        may_query: true,
+                        may_retrieve: true,
+                        description: "demo: DCMTK default title".into(),
+                    })
+                    .await?;
+            }
+        }
     }
     Ok(members.len())
 }
