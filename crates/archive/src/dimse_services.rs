@@ -178,6 +178,7 @@ impl Services for DimseServices {
         let mut source = IngestSource::new("dimse", format!("{}@{}", peer.calling_ae, peer.address.ip()));
         source.institution = Some(peer.institution.id);
         source.expected_instance = Some((rq.sop_class_uid.clone(), rq.sop_instance_uid.clone()));
+        source.sender_ae = Some(peer.calling_ae.clone());
         match self.archive.ingest(staged.take().expect("staged"), &source).await {
             Ok(_) => Outcome::success(),
             Err(e) => {
@@ -240,17 +241,7 @@ impl Services for DimseServices {
     }
 
     async fn load(&self, item: &RetrieveItem) -> Result<Bytes, String> {
-        let file = match self.archive.blobs().local_path(&item.key) {
-            Some(path) => Bytes::from(tokio::fs::read(&path).await.map_err(|e| format!("cannot read {}: {e}", item.key))?),
-            None => {
-                use futures::TryStreamExt;
-                let stream = self.archive.blobs().get(&item.key).await.map_err(|e| e.to_string())?;
-                let chunks: Vec<Bytes> = stream.try_collect().await.map_err(|e| e.to_string())?;
-                Bytes::from(chunks.concat())
-            }
-        };
-        let offset = yunying_dicom::dataset_offset(&file).ok_or_else(|| format!("{} is not a Part-10 file", item.key))?;
-        Ok(file.slice(offset..))
+        self.archive.load_dataset(&item.key).await
     }
 
     async fn move_destination(&self, _peer: &DimsePeer, ae_title: &str) -> Option<RemoteAe> {

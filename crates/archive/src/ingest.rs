@@ -38,11 +38,20 @@ pub struct IngestSource {
     /// The SOP Class and Instance UIDs the request announced (C-STORE's
     /// Affected SOP Class/Instance UID): an object naming others is refused.
     pub expected_instance: Option<(String, String)>,
+    /// The sender's AE title (DIMSE), for routing rules.
+    pub sender_ae: Option<String>,
 }
 
 impl IngestSource {
     pub fn new(channel: &'static str, peer: impl Into<String>) -> Self {
-        IngestSource { channel, peer: peer.into(), institution: None, expected_study: None, expected_instance: None }
+        IngestSource {
+            channel,
+            peer: peer.into(),
+            institution: None,
+            expected_study: None,
+            expected_instance: None,
+            sender_ae: None,
+        }
     }
 }
 
@@ -147,8 +156,12 @@ impl Archive {
             .await
             .map_err(|e| with_uids(IngestError::internal("cannot store the object", e)))?;
 
-        // 6. Index (group commit), then answer.
+        // 6. Index (group commit, with the forwarding jobs the routing
+        // rules ask for), then answer.
+        let forward_to = self.forward_destinations(source, &institution, a.modality.as_deref());
+        let forwarding = !forward_to.is_empty();
         let row = NewInstance {
+            forward_to,
             institution_id: institution.id,
             patient_key: PatientKey { issuer, id: patient_id },
             patient: PatientFields {
@@ -219,6 +232,9 @@ impl Archive {
             }
         };
         drop(staged); // removes the staged file: the catalog has committed
+        if forwarding && status != IngestStatus::Duplicate {
+            self.forward_wakeup.notify_one();
+        }
         Ok(outcome(a, status))
     }
 
@@ -374,6 +390,7 @@ impl Archive {
             institution,
             expected_study: None,
             expected_instance: None,
+            sender_ae: None,
         };
         self.ingest(staged, &source).await?;
         Ok(true)

@@ -14,6 +14,7 @@
 mod committer;
 mod dimse_services;
 mod error;
+mod forward;
 mod ingest;
 pub mod keys;
 mod query_retrieve;
@@ -28,6 +29,7 @@ use yunying_dicom::parse::ParseOptions;
 use yunying_index::{Index, Institution};
 
 pub use dimse_services::{DimsePeer, DimsePolicy, DimseServices};
+pub use forward::ForwardRule;
 pub use error::{ArchiveError, IngestError, IngestErrorKind, status};
 pub use yunying_blob::BlobError;
 pub use ingest::{IngestOutcome, IngestSource, IngestStatus};
@@ -53,6 +55,8 @@ pub struct ArchiveSettings {
     pub max_object_bytes: u64,
     /// Most instances indexed in one catalog transaction.
     pub commit_batch: usize,
+    /// Routing rules: where received instances are forwarded.
+    pub forward_rules: Vec<ForwardRule>,
 }
 
 impl ArchiveSettings {
@@ -64,6 +68,7 @@ impl ArchiveSettings {
             parse: ParseOptions::default(),
             max_object_bytes: 16 << 30,
             commit_batch: 256,
+            forward_rules: Vec::new(),
         }
     }
 }
@@ -84,6 +89,8 @@ pub struct Archive {
     institutions: std::sync::RwLock<Vec<Institution>>,
     /// When the cache was last re-read (misses re-read at most every few seconds).
     institutions_read: std::sync::Mutex<std::time::Instant>,
+    /// Wakes the forwarding worker when jobs were queued.
+    forward_wakeup: tokio::sync::Notify,
 }
 
 impl Archive {
@@ -116,6 +123,7 @@ impl Archive {
             committer,
             institutions,
             institutions_read: std::sync::Mutex::new(std::time::Instant::now()),
+            forward_wakeup: tokio::sync::Notify::new(),
         });
         let recovered = archive.recover().await?;
         if recovered.finished + recovered.discarded > 0 {

@@ -14,15 +14,16 @@
 //! - [`uids`]: service UIDs, storage SOP classes, the transfer syntax policy.
 //! - [`assoc`]: an established association (messages both ways, streaming data).
 //! - [`service`]: the [`Services`] trait the archive implements.
-//! - [`scp`]: the acceptor and request dispatch; `retrieve` (C-MOVE, C-GET)
-//!   and `commitment` (storage commitment) serve the longer operations.
+//! - [`scp`]: the acceptor and request dispatch; [`retrieve`] (C-MOVE, C-GET,
+//!   and sending stored instances in general) and `commitment` (storage
+//!   commitment) serve the longer operations.
 //! - [`scu`]: opening associations and client operations.
 
 pub mod assoc;
 pub mod command;
 mod commitment;
 pub mod pdu;
-mod retrieve;
+pub mod retrieve;
 pub mod scp;
 pub mod scu;
 pub mod service;

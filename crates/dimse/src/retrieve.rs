@@ -96,7 +96,7 @@ fn failed_list(uids: &[String], transfer_syntax: &str) -> Vec<u8> {
 
 /// The contexts to propose to send `items`: per SOP class, one context per
 /// compressed syntax stored, and one of native syntaxes.
-pub(crate) fn proposals_for(items: &[RetrieveItem]) -> Vec<Proposal> {
+pub fn storage_proposals(items: &[RetrieveItem]) -> Vec<Proposal> {
     let mut out: Vec<Proposal> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for it in items {
@@ -142,6 +142,13 @@ fn prepare(assoc: &Association, item: &RetrieveItem, data: Bytes, need_role: boo
             item.transfer_syntax
         ))
     }
+}
+
+/// Chooses the context to send `item` on (as a C-STORE SCU on an association
+/// we opened) and converts its data set when the receiver needs a native
+/// syntax other than the stored one.
+pub fn prepare_for(assoc: &Association, item: &RetrieveItem, data: Bytes) -> Result<(u8, Bytes), String> {
+    prepare(assoc, item, data, false)
 }
 
 /// Loads the items in order, a few ahead of the sender.
@@ -235,7 +242,7 @@ pub(crate) async fn c_move<S: Services>(
     };
     let started = std::time::Instant::now();
     let total = items.len();
-    let mut sub = match scu::associate(&requestor, &proposals_for(&items), &[]).await {
+    let mut sub = match scu::associate(&requestor, &storage_proposals(&items), &[]).await {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(destination = %dest_ae, address = %requestor.address, error = %e, "C-MOVE destination unreachable");

@@ -86,7 +86,7 @@ async fn try_commit(
     batch: &[NewInstance],
     savepoints: bool,
 ) -> Result<Option<Vec<Result<CommitOutcome>>>, sqlx::Error> {
-    let mut tx = index.pool.begin().await?;
+    let mut tx = index.begin_write().await?;
     let mut state = BatchState::default();
     let mut out = Vec::with_capacity(batch.len());
     for item in batch {
@@ -338,6 +338,7 @@ async fn commit_one(
         .bind(inst.metadata.as_str())
         .execute(&mut *c)
         .await?;
+    crate::forward_jobs::enqueue(index, c, instance_id, &n.forward_to, now).await?;
 
     // 7. Counters, owed until the end of the batch.
     let added = if current.is_none() { 1i64 } else { 0 };

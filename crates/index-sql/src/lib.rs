@@ -12,6 +12,7 @@
 
 mod application_entities;
 mod commit;
+mod forward_jobs;
 mod migrate;
 mod queries;
 
@@ -79,6 +80,17 @@ impl SqlIndex {
         let mut cache = self.rewritten.lock().expect("sql cache poisoned");
         let s = cache.entry(template).or_insert_with(|| Arc::from(number_placeholders(template, self.dialect)));
         AssertSqlSafe(s.to_string())
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`): a deferred transaction that reads
+    /// first cannot upgrade once another connection has written meanwhile
+    /// (SQLITE_BUSY_SNAPSHOT, which the busy timeout does not wait out).
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
     }
 
     /// A one-off statement built at run time (already numbered).
@@ -152,7 +164,7 @@ impl Index for SqlIndex {
         let ae = serde_json::to_string(&new.ae_titles).unwrap_or_else(|_| "[]".into());
         let issuer = new.patient_id_issuer.clone().unwrap_or_else(|| new.code.clone());
         let now = yunying_util::time::now_millis();
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.begin_write().await.map_err(db_err)?;
         let row = sqlx::query(self.sql(
             "INSERT INTO institution (code, name_zh, name_en, patient_id_issuer, ae_titles, created_at) \
              VALUES (?, ?, ?, ?, ?, ?) \
@@ -227,6 +239,22 @@ impl Index for SqlIndex {
 
     async fn application_entity(&self, ae_title: &str) -> Result<Option<ApplicationEntity>> {
         application_entities::by_title(self, ae_title).await
+    }
+
+    async fn claim_forward_jobs(&self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<ForwardJob>> {
+        forward_jobs::claim(self, now, lease_until, limit).await
+    }
+
+    async fn complete_forward_job(&self, id: i64) -> Result<()> {
+        forward_jobs::complete(self, id).await
+    }
+
+    async fn fail_forward_job(&self, id: i64, error: &str, retry_at: Option<i64>) -> Result<()> {
+        forward_jobs::fail(self, id, error, retry_at).await
+    }
+
+    async fn forward_backlog(&self) -> Result<Vec<ForwardBacklog>> {
+        forward_jobs::backlog(self).await
     }
 
     async fn find_version(&self, sop_uid: &str, sha256: &str) -> Result<Option<InstanceRef>> {

@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[Migration] =
             name: "application entities",
             sql: include_str!("../migrations/0003_application_entities.sql"),
         },
+        Migration { version: 4, name: "forward jobs", sql: include_str!("../migrations/0004_forward_jobs.sql") },
     ];
 
 /// Opens (creating if needed) the catalog at `path` and migrates it.

@@ -35,6 +35,7 @@ pub fn cases() -> Vec<Case> {
         case!(institution_scope_restricts_results),
         case!(retrieval_order_and_metadata),
         case!(counters_follow_ingest),
+        case!(forward_jobs_queue_claim_retry_and_complete),
     ]
 }
 
@@ -139,6 +140,7 @@ impl Sample {
                 station_name: None,
                 attrs: series_attrs.to_string(),
             },
+            forward_to: Vec::new(),
             instance: InstanceFields {
                 sop_uid: self.sop.clone(),
                 sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
@@ -596,4 +598,41 @@ async fn institution_ae_titles_join_the_registry(index: Arc<dyn Index>) {
     assert!(matches!(err, Err(IndexError::Invalid(_))), "{err:?}");
     assert_eq!(index.institution_by_code("HA").await.unwrap().unwrap().name_zh, "HA医院");
     assert!(index.application_entity("OK").await.unwrap().is_none());
+}
+
+async fn forward_jobs_queue_claim_retry_and_complete(index: Arc<dyn Index>) {
+    let inst = institution(&index, "H1").await;
+    let s = Sample::new(inst.id, "P001", "9.1", "9.1.1", "9.1.1.1");
+    let mut n = s.build();
+    n.forward_to = vec!["CENTRE".into(), "AI".into()];
+    assert!(matches!(commit_one(&index, n.clone()).await.unwrap(), CommitOutcome::Stored(_)));
+    // An identical re-send queues nothing more.
+    assert!(matches!(commit_one(&index, n).await.unwrap(), CommitOutcome::Duplicate(_)));
+    let now = yunying_util::time::now_millis();
+    let jobs = index.claim_forward_jobs(now, now + 60_000, 10).await.unwrap();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert_eq!(jobs[0].sop_uid, "9.1.1.1");
+    assert_eq!(jobs[0].blob_key, s.build().instance.blob_key);
+    assert_eq!(jobs[0].attempts, 0);
+    // Leased: nobody else gets them until the lease ends.
+    assert!(index.claim_forward_jobs(now, now + 60_000, 10).await.unwrap().is_empty());
+    assert_eq!(index.claim_forward_jobs(now + 60_001, now + 120_000, 10).await.unwrap().len(), 2);
+
+    let (centre, ai) = if jobs[0].destination == "CENTRE" { (&jobs[0], &jobs[1]) } else { (&jobs[1], &jobs[0]) };
+    index.complete_forward_job(centre.id).await.unwrap();
+    index.fail_forward_job(ai.id, "connection refused", Some(now + 200_000)).await.unwrap();
+    assert!(index.claim_forward_jobs(now + 150_000, now + 160_000, 10).await.unwrap().is_empty(), "retry not due yet");
+    let again = index.claim_forward_jobs(now + 200_000, now + 260_000, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    let backlog = index.forward_backlog().await.unwrap();
+    assert_eq!(backlog.len(), 1, "the sent job is gone: {backlog:?}");
+    assert_eq!(backlog[0].destination, "AI");
+    assert_eq!(backlog[0].pending, 1);
+    assert_eq!(backlog[0].last_error.as_deref(), Some("connection refused"));
+    // Refused by the receiver: kept as failed, never claimed again.
+    index.fail_forward_job(again[0].id, "status 0xA900", None).await.unwrap();
+    assert!(index.claim_forward_jobs(now + 999_999_999, now + 999_999_999, 10).await.unwrap().is_empty());
+    let backlog = index.forward_backlog().await.unwrap();
+    assert_eq!((backlog[0].pending, backlog[0].failed), (0, 1));
 }

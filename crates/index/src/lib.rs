@@ -110,6 +110,22 @@ pub trait Index: Send + Sync + 'static {
     /// every current instance in scope, in the same order.
     async fn metadata(&self, scope: &Scope) -> Result<Vec<String>>;
 
+    // --- forwarding (routing rules) ---------------------------------------
+
+    /// Claims up to `limit` due forwarding jobs: each is leased until
+    /// `lease_until` (a worker that dies leaves them to be claimed again).
+    /// Across nodes, a job is claimed by one worker at a time.
+    async fn claim_forward_jobs(&self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<ForwardJob>>;
+
+    /// A job was sent: it is removed.
+    async fn complete_forward_job(&self, id: i64) -> Result<()>;
+
+    /// A job failed: retried at `retry_at`, or kept as failed when `None`.
+    async fn fail_forward_job(&self, id: i64, error: &str, retry_at: Option<i64>) -> Result<()>;
+
+    /// The backlog per destination.
+    async fn forward_backlog(&self) -> Result<Vec<ForwardBacklog>>;
+
     /// Totals, for operations and tests.
     async fn counts(&self) -> Result<Counts>;
 }

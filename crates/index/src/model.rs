@@ -225,6 +225,9 @@ pub struct NewInstance {
     pub study: StudyFields,
     pub series: SeriesFields,
     pub instance: InstanceFields,
+    /// AE titles to forward the instance to (routing rules): a job per
+    /// destination is queued in the same transaction (not for a duplicate).
+    pub forward_to: Vec<String>,
 }
 
 /// A stored instance version.
@@ -392,4 +395,32 @@ mod tests {
         a.host = Some("10.0.0.7".into());
         assert!(a.validate().is_ok());
     }
+}
+
+/// An instance to send to another AE, as claimed by a forwarding worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardJob {
+    pub id: i64,
+    pub destination: String,
+    pub sop_class_uid: String,
+    pub sop_uid: String,
+    pub transfer_syntax: String,
+    pub blob_key: String,
+    pub size_bytes: i64,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+/// The forwarding backlog of one destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardBacklog {
+    pub destination: String,
+    /// Jobs still to send (including those waiting to be retried).
+    pub pending: i64,
+    /// Jobs the receiver refused (not retried).
+    pub failed: i64,
+    /// When the oldest pending job was queued (unix ms).
+    pub oldest_pending_at: Option<i64>,
+    /// The most recent error of a pending or failed job.
+    pub last_error: Option<String>,
 }

@@ -61,6 +61,7 @@ pub async fn open_archive(settings: &Settings) -> anyhow_like::Result<Arc<Archiv
     let mut a = ArchiveSettings::new(&settings.staging_path, settings.default_institution.clone());
     a.fallback_charset = settings.fallback_charset;
     a.max_object_bytes = settings.max_object_bytes;
+    a.forward_rules = settings.dicom.forward.clone();
     Ok(Archive::open(index, blobs, a).await?)
 }
 
@@ -168,6 +169,7 @@ where
     if let Some(l) = dicom_listener {
         crate::dicom::start(l, &settings.dicom, archive.clone());
     }
+    crate::dicom::start_forwarding(&archive, &settings.dicom).await?;
     let app = router(&settings, archive.clone(), health.clone());
     let _ = app_tx.send(Some(app));
     health.set_ready(archive.clone());

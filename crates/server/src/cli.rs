@@ -134,6 +134,14 @@ enum Command {
         #[arg(long)]
         restart: bool,
     },
+    /// Shows the forwarding backlog of the routing rules, per destination.
+    ForwardStatus {
+        #[command(flatten)]
+        common: Common,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Checks a DICOM peer with C-ECHO (verification).
     Echo {
         /// The peer, as AE@host:port.
@@ -255,6 +263,39 @@ async fn run(cli: Cli) -> Result<()> {
             print!("{summary}");
             if !summary.studies_failed.is_empty() || summary.instances_failed > 0 {
                 return Err(Error("some studies or instances failed; run the same command again to retry them".into()));
+            }
+            Ok(())
+        }
+        Command::ForwardStatus { common, json } => {
+            let settings = Settings::load(
+                common.config.as_deref(),
+                &Overrides { data: common.data, catalog_url: common.catalog_url, ..Default::default() },
+            )?;
+            init_cli_logging();
+            let index = crate::app::open_catalog(&settings).await?;
+            let backlog = index.forward_backlog().await?;
+            if json {
+                for b in &backlog {
+                    println!("{}", serde_json::to_string(b).unwrap_or_default());
+                }
+            } else if backlog.is_empty() {
+                println!("nothing waits to be forwarded");
+            } else {
+                println!("{:<16} {:>8} {:>8}  {:<20} LAST ERROR", "DESTINATION", "PENDING", "FAILED", "OLDEST PENDING");
+                for b in &backlog {
+                    let oldest = b
+                        .oldest_pending_at
+                        .map(|ms| format!("{:.0} min ago", (yunying_util::time::now_millis() - ms) as f64 / 60_000.0))
+                        .unwrap_or_else(|| "-".into());
+                    println!(
+                        "{:<16} {:>8} {:>8}  {:<20} {}",
+                        b.destination,
+                        b.pending,
+                        b.failed,
+                        oldest,
+                        b.last_error.as_deref().unwrap_or("")
+                    );
+                }
             }
             Ok(())
         }

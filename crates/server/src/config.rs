@@ -89,6 +89,16 @@ accept_unknown_sop_classes = true
 # port = 104
 # allow = ["store", "query", "retrieve"]
 
+# Routing rules: instances received that match are forwarded (C-STORE) to a
+# registered AE with host and port, through a durable queue (retried with
+# backoff; `yunying forward status` shows the backlog). Empty criteria match all.
+# [[dicom.forward]]
+# destination = "CENTRE_PACS"
+# institutions = ["SZFYBJY"]       # institution codes
+# modalities = ["CT", "MR"]
+# calling_aes = []                 # AEs the instance came from
+# channels = ["dimse", "stow"]     # dimse, stow, import, pull
+
 [log]
 # error, warn, info, debug, trace; or a filter such as "info,yunying_archive=debug".
 level = "info"
@@ -211,6 +221,23 @@ pub struct RawDicom {
     pub accept_unknown_sop_classes: Option<bool>,
     #[serde(default)]
     pub remote: Vec<RemoteAeConfig>,
+    #[serde(default)]
+    pub forward: Vec<ForwardRuleConfig>,
+}
+
+/// A routing rule as written in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardRuleConfig {
+    pub destination: String,
+    #[serde(default)]
+    pub institutions: Vec<String>,
+    #[serde(default)]
+    pub modalities: Vec<String>,
+    #[serde(default)]
+    pub calling_aes: Vec<String>,
+    #[serde(default)]
+    pub channels: Vec<String>,
 }
 
 /// A remote AE declared in the configuration.
@@ -271,6 +298,7 @@ pub struct DicomSettings {
     pub unknown_ae_allow: AePolicy,
     pub accept_unknown_sop_classes: bool,
     pub remotes: Vec<RemoteAeConfig>,
+    pub forward: Vec<yunying_archive::ForwardRule>,
 }
 
 impl DicomSettings {
@@ -286,6 +314,27 @@ impl DicomSettings {
         let ae_title = raw.ae_title.unwrap_or_else(|| "YUNYING".into()).trim().to_string();
         if ae_title.is_empty() || ae_title.len() > 16 || ae_title.contains('\\') || ae_title.chars().any(|c| c.is_control()) {
             return Err(ConfigError(format!("dicom.ae_title {ae_title:?} must be 1 to 16 characters, no backslash")));
+        }
+        let mut forward = Vec::new();
+        for f in raw.forward {
+            if f.destination.trim().is_empty() {
+                return Err(ConfigError("dicom.forward: destination must not be empty".into()));
+            }
+            for c in &f.channels {
+                if !["dimse", "stow", "import", "pull"].contains(&c.as_str()) {
+                    return Err(ConfigError(format!(
+                        "dicom.forward {}: channel {c:?} is not one of dimse, stow, import, pull",
+                        f.destination
+                    )));
+                }
+            }
+            forward.push(yunying_archive::ForwardRule {
+                destination: f.destination.trim().to_string(),
+                institutions: f.institutions,
+                modalities: f.modalities,
+                calling_aes: f.calling_aes,
+                channels: f.channels,
+            });
         }
         for r in &raw.remote {
             AePolicy::parse(&r.allow).map_err(|e| ConfigError(format!("dicom.remote {}: {}", r.ae_title, e.0)))?;
@@ -303,6 +352,7 @@ impl DicomSettings {
                 .map_err(|e| ConfigError(format!("dicom.unknown_ae_allow: {}", e.0)))?,
             accept_unknown_sop_classes: raw.accept_unknown_sop_classes.unwrap_or(true),
             remotes: raw.remote,
+            forward,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The DICOM listener's wiring: the AEs the configuration declares are
-//! registered, and the DIMSE acceptor is started over the archive.
+//! registered, the DIMSE acceptor is started over the archive, and so is
+//! the forwarding worker of the routing rules.
 
 use std::sync::Arc;
 
@@ -65,4 +66,19 @@ pub fn start(listener: tokio::net::TcpListener, dicom: &DicomSettings, archive: 
     config.accept_unknown_sop_classes = dicom.accept_unknown_sop_classes;
     let scp = Scp::new(config, DimseServices::new(archive, policy));
     tokio::spawn(scp.serve(listener));
+}
+
+/// Starts the worker that sends what the routing rules queue.
+pub async fn start_forwarding(archive: &Arc<Archive>, dicom: &DicomSettings) -> Result<()> {
+    for rule in &dicom.forward {
+        match archive.index().application_entity(&rule.destination).await? {
+            Some(ae) if ae.host.is_some() && ae.port.is_some() => {}
+            _ => tracing::warn!(
+                destination = %rule.destination,
+                "forwarding destination not registered with host and port (yunying ae add): its jobs wait"
+            ),
+        }
+    }
+    archive.start_forwarding(&dicom.ae_title);
+    Ok(())
 }
