@@ -22,11 +22,12 @@ def pytest_addoption(parser):
 
 class Server:
     def __init__(self, binary, extra=()):
+        self.binary = binary
         self.tmp = tempfile.TemporaryDirectory(prefix="yunying-py-")
         self.data = pathlib.Path(self.tmp.name) / "data"
         env = dict(os.environ, YUNYING_LOG=os.environ.get("YUNYING_TEST_LOG", "warn"))
         self.proc = subprocess.Popen(
-            [binary, "serve", "--http", "127.0.0.1:0", "--data", str(self.data), *extra],
+            [binary, "serve", "--http", "127.0.0.1:0", "--dicom", "127.0.0.1:0", "--data", str(self.data), *extra],
             stdout=subprocess.PIPE, text=True, env=env)
         deadline = time.time() + 60
         self.base = None
@@ -36,6 +37,9 @@ class Server:
                 break
             if line.startswith("yunying: listening on "):
                 self.base = line.split("listening on ", 1)[1].strip()
+            if line.startswith("yunying: dicom listening on "):
+                self.dicom_port = int(line.split()[4].rsplit(":", 1)[1])
+            if self.base and getattr(self, "dicom_port", None):
                 break
         assert self.base, "yunying printed no listening address"
         while time.time() < deadline:
@@ -48,6 +52,13 @@ class Server:
         else:
             raise AssertionError("yunying did not become healthy")
         self.dicomweb = self.base + "/dicom-web"
+
+    def cli(self, *args):
+        """Runs `yunying ARGS --data DIR` on this server's data directory (e.g.
+        `ae add ...` while it runs); asserts success and returns its stdout."""
+        r = subprocess.run([self.binary, *args, "--data", str(self.data)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"yunying {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}"
+        return r.stdout
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
