@@ -207,6 +207,17 @@ pub struct Association {
     receiving: Option<u8>,
 }
 
+impl std::fmt::Debug for Association {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Association")
+            .field("peer", &self.negotiated.peer)
+            .field("calling_ae", &self.negotiated.calling_ae)
+            .field("called_ae", &self.negotiated.called_ae)
+            .field("contexts", &self.negotiated.contexts.len())
+            .finish()
+    }
+}
+
 /// Largest P-DATA value we put in one PDU when the peer sets no limit.
 const UNLIMITED_FRAGMENT: usize = 1 << 20;
 
