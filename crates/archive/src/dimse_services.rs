@@ -60,6 +60,86 @@ pub struct DimsePeer {
     may_retrieve: bool,
 }
 
+impl Archive {
+    /// Ingests the data set of a C-STORE (an SCP's, or a C-GET's we asked
+    /// for) as it arrives: a file meta header naming the negotiated syntax and
+    /// the sender is written in front, every fragment is staged, and the
+    /// object goes down the one ingest road. The data set's SOP Class and
+    /// Instance UIDs must be the ones the command announced. The status says
+    /// what happened, with the data set bytes received; nothing of a refused
+    /// or cut-short object is kept.
+    pub async fn ingest_c_store(
+        self: &Arc<Self>,
+        rq: &StoreRequest,
+        data: &mut DataSetStream<'_>,
+        mut source: IngestSource,
+    ) -> (Outcome, u64) {
+        let mut received = 0u64;
+        let outcome = self.ingest_c_store_counted(rq, data, &mut source, &mut received).await;
+        (outcome, received)
+    }
+
+    async fn ingest_c_store_counted(
+        self: &Arc<Self>,
+        rq: &StoreRequest,
+        data: &mut DataSetStream<'_>,
+        source: &mut IngestSource,
+        received: &mut u64,
+    ) -> Outcome {
+        let sender = source.sender_ae.clone().unwrap_or_default();
+        let refused = |o: Outcome| {
+            tracing::warn!(from = %source.peer, sop = %rq.sop_instance_uid, status = o.status, comment = ?o.comment, "C-STORE refused");
+            o
+        };
+        let staged = match self.stage(source.institution) {
+            Ok(s) => s,
+            Err(e) => return refused(Outcome::failure(e.dicom_status(), e.message)),
+        };
+        let meta = yunying_dicom::file_meta(
+            &rq.sop_class_uid,
+            &rq.sop_instance_uid,
+            &rq.transfer_syntax,
+            (!sender.is_empty()).then_some(sender.as_str()),
+        );
+        let mut failure: Option<Outcome> = None;
+        let mut staged = match staged.write_bytes(Bytes::from(meta)).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                failure = Some(Outcome::failure(e.dicom_status(), e.message));
+                None
+            }
+        };
+        loop {
+            match data.next().await {
+                Ok(Some(fragment)) => {
+                    *received += fragment.len() as u64;
+                    if failure.is_some() {
+                        continue; // drain what the sender still sends
+                    }
+                    match staged.take().expect("staged").write_bytes(fragment).await {
+                        Ok(s) => staged = Some(s),
+                        Err(e) => failure = Some(Outcome::failure(e.dicom_status(), e.message)),
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // The sender went away mid-object: nothing of it is kept
+                    // (dropping the staged file removes it).
+                    return refused(Outcome::failure(status::PROCESSING_FAILURE, format!("data set cut short: {e}")));
+                }
+            }
+        }
+        if let Some(f) = failure {
+            return refused(f);
+        }
+        source.expected_instance = Some((rq.sop_class_uid.clone(), rq.sop_instance_uid.clone()));
+        match self.ingest(staged.take().expect("staged"), source).await {
+            Ok(_) => Outcome::success(),
+            Err(e) => refused(Outcome::failure(e.dicom_status(), e.message)),
+        }
+    }
+}
+
 /// [`yunying_dimse::Services`] over the archive.
 pub struct DimseServices {
     archive: Arc<Archive>,
@@ -140,52 +220,10 @@ impl Services for DimseServices {
     }
 
     async fn store(&self, peer: &DimsePeer, rq: &StoreRequest, data: &mut DataSetStream<'_>) -> Outcome {
-        let mut staged = match self.archive.stage(Some(peer.institution.id)) {
-            Ok(s) => s,
-            Err(e) => return Outcome::failure(e.dicom_status(), e.message),
-        };
-        let meta = yunying_dicom::file_meta(&rq.sop_class_uid, &rq.sop_instance_uid, &rq.transfer_syntax, Some(&peer.calling_ae));
-        let mut failure: Option<Outcome> = None;
-        match staged.write_bytes(Bytes::from(meta)).await {
-            Ok(s) => staged = s,
-            Err(e) => return Outcome::failure(e.dicom_status(), e.message),
-        }
-        let mut staged = Some(staged);
-        loop {
-            match data.next().await {
-                Ok(Some(fragment)) => {
-                    if failure.is_some() {
-                        continue; // drain what the sender still sends
-                    }
-                    match staged.take().expect("staged").write_bytes(fragment).await {
-                        Ok(s) => staged = Some(s),
-                        Err(e) => failure = Some(Outcome::failure(e.dicom_status(), e.message)),
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    // The sender went away mid-object: nothing of it is kept
-                    // (dropping the staged file removes it).
-                    tracing::warn!(calling = %peer.calling_ae, sop = %rq.sop_instance_uid, error = %e, "C-STORE data set cut short");
-                    return Outcome::failure(status::PROCESSING_FAILURE, format!("data set cut short: {e}"));
-                }
-            }
-        }
-        if let Some(f) = failure {
-            tracing::warn!(calling = %peer.calling_ae, sop = %rq.sop_instance_uid, status = f.status, comment = ?f.comment, "C-STORE refused");
-            return f;
-        }
         let mut source = IngestSource::new("dimse", format!("{}@{}", peer.calling_ae, peer.address.ip()));
         source.institution = Some(peer.institution.id);
-        source.expected_instance = Some((rq.sop_class_uid.clone(), rq.sop_instance_uid.clone()));
         source.sender_ae = Some(peer.calling_ae.clone());
-        match self.archive.ingest(staged.take().expect("staged"), &source).await {
-            Ok(_) => Outcome::success(),
-            Err(e) => {
-                tracing::warn!(calling = %peer.calling_ae, sop = %rq.sop_instance_uid, status = e.dicom_status(), error = %e.message, "C-STORE refused");
-                Outcome::failure(e.dicom_status(), e.message)
-            }
-        }
+        self.archive.ingest_c_store(rq, data, source).await.0
     }
 
     async fn find(

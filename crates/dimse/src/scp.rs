@@ -198,6 +198,14 @@ impl<S: Services> Scp<S> {
                 Some(s) if s != Service::Storage && !self.services.allows(&peer_ctx, s) => {
                     (context_result::USER_REJECTION, None)
                 }
+                // The return path of C-GETs: we send on it, so we choose
+                // what we can send (native first), not what we like to receive.
+                Some(Service::Storage) if rq.user.roles.iter().any(|r| r.sop_class == pc.abstract_syntax && r.scp) => {
+                    match uids::choose_for_sending(&pc.transfer_syntaxes) {
+                        Some(ts) => (context_result::ACCEPTANCE, Some(ts)),
+                        None => (context_result::TRANSFER_SYNTAXES_NOT_SUPPORTED, None),
+                    }
+                }
                 Some(s) => match uids::choose(s, &pc.transfer_syntaxes) {
                     Some(ts) => (context_result::ACCEPTANCE, Some(ts)),
                     None => (context_result::TRANSFER_SYNTAXES_NOT_SUPPORTED, None),

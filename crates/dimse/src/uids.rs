@@ -121,6 +121,28 @@ pub fn control_rank(ts_uid: &str) -> Option<usize> {
     }
 }
 
+/// Rank of a transfer syntax for a storage context on which *we* will send
+/// (the return path of a C-GET): native little endian first, since any
+/// natively stored instance can be converted to it without loss; then the
+/// compressed syntaxes, usable for instances stored in them.
+pub fn sending_rank(ts_uid: &str) -> Option<usize> {
+    match ts_uid {
+        ts::EXPLICIT_VR_LE => Some(0),
+        ts::IMPLICIT_VR_LE => Some(1),
+        other => storage_rank(other).map(|r| r + 10),
+    }
+}
+
+/// The transfer syntax we pick to send on, among `proposed`.
+pub fn choose_for_sending(proposed: &[String]) -> Option<String> {
+    proposed
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| sending_rank(t).map(|r| (r, i, t)))
+        .min()
+        .map(|(_, _, t)| t.clone())
+}
+
 /// The transfer syntax the archive picks for `service` among `proposed`.
 pub fn choose(service: Service, proposed: &[String]) -> Option<String> {
     let rank = |t: &str| match service {
@@ -166,6 +188,10 @@ mod tests {
         let offered = v(&["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]);
         assert_eq!(choose(Service::Find(QueryModel::StudyRoot), &offered).as_deref(), Some("1.2.840.10008.1.2.1"));
         assert_eq!(choose(Service::Verification, &v(&["1.2.840.10008.1.2.2"])), None);
+        // Sending (C-GET return path): native first.
+        let offered = v(&["1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]);
+        assert_eq!(choose_for_sending(&offered).as_deref(), Some("1.2.840.10008.1.2.1"));
+        assert_eq!(choose_for_sending(&v(&["1.2.840.10008.1.2.4.70"])).as_deref(), Some("1.2.840.10008.1.2.4.70"));
     }
 }
 

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
@@ -194,65 +193,85 @@ struct ArchiveSink {
 #[async_trait]
 impl StoreSink for ArchiveSink {
     async fn store(&self, rq: &StoreRequest, data: &mut DataSetStream<'_>) -> Outcome {
-        let fail = |o: Outcome| {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            o
-        };
-        let mut staged = match self.archive.stage(self.institution) {
-            Ok(s) => s,
-            Err(e) => return fail(Outcome::failure(e.dicom_status(), e.message)),
-        };
-        let meta = yunying_dicom::file_meta(&rq.sop_class_uid, &rq.sop_instance_uid, &rq.transfer_syntax, Some(&self.source_ae));
-        staged = match staged.write_bytes(Bytes::from(meta)).await {
-            Ok(s) => s,
-            Err(e) => return fail(Outcome::failure(e.dicom_status(), e.message)),
-        };
-        let mut size = 0u64;
-        loop {
-            match data.next().await {
-                Ok(Some(f)) => {
-                    size += f.len() as u64;
-                    staged = match staged.write_bytes(f).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            while let Ok(Some(_)) = data.next().await {}
-                            return fail(Outcome::failure(e.dicom_status(), e.message));
-                        }
-                    };
-                }
-                Ok(None) => break,
-                Err(e) => return fail(Outcome::failure(status::PROCESSING_FAILURE, e.to_string())),
-            }
-        }
         let mut source = IngestSource::new("pull", self.source_ae.clone());
         source.institution = self.institution;
-        source.expected_instance = Some((rq.sop_class_uid.clone(), rq.sop_instance_uid.clone()));
-        match self.archive.ingest(staged, &source).await {
-            Ok(_) => {
-                self.stored.fetch_add(1, Ordering::Relaxed);
-                self.bytes.fetch_add(size, Ordering::Relaxed);
-                self.bar.inc(1);
-                Outcome::success()
-            }
-            Err(e) => {
-                tracing::warn!(sop = %rq.sop_instance_uid, error = %e.message, "pulled instance refused");
-                fail(Outcome::failure(e.dicom_status(), e.message))
-            }
+        source.sender_ae = Some(self.source_ae.clone());
+        let (outcome, bytes) = self.archive.ingest_c_store(rq, data, source).await;
+        if outcome.status == status::SUCCESS {
+            self.stored.fetch_add(1, Ordering::Relaxed);
+            self.bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.bar.inc(1);
+        } else {
+            self.failed.fetch_add(1, Ordering::Relaxed);
         }
+        outcome
     }
 }
 
-/// The contexts of a C-GET association: the retrieve model, and every
-/// common storage class with us as its SCP.
-fn get_proposals() -> (Vec<Proposal>, Vec<RoleSelection>) {
-    let receivable = uids::receivable_transfer_syntaxes();
+/// The contexts of a C-GET association: the retrieve model, and storage
+/// contexts with us as their SCP. When the study's SOP classes are known
+/// (`classes`), each gets one context per transfer syntax we can store
+/// (native first), so that the sender can send each instance in the syntax
+/// it holds; otherwise the common storage classes get one context each,
+/// with every syntax in it.
+fn get_proposals(classes: &[String]) -> (Vec<Proposal>, Vec<RoleSelection>) {
+    let native = [ts::EXPLICIT_VR_LE, ts::IMPLICIT_VR_LE];
+    let mut syntaxes: Vec<&str> = native.to_vec();
+    syntaxes.extend(uids::receivable_transfer_syntaxes().into_iter().filter(|t| !native.contains(t)));
     let mut proposals = vec![Proposal::native(uids::STUDY_ROOT_GET)];
     let mut roles = Vec::new();
-    for class in uids::COMMON_STORAGE_CLASSES.iter().take(127) {
-        proposals.push(Proposal::new(class, &receivable));
-        roles.push(RoleSelection { sop_class: class.to_string(), scu: false, scp: true });
+    let role = |class: &str| RoleSelection { sop_class: class.to_string(), scu: false, scp: true };
+    if classes.is_empty() || classes.len() > 64 {
+        for class in uids::COMMON_STORAGE_CLASSES.iter().take(127) {
+            proposals.push(Proposal::new(class, &syntaxes));
+            roles.push(role(class));
+        }
+        return (proposals, roles);
+    }
+    let per_class = (127 / classes.len()).min(syntaxes.len());
+    for class in classes {
+        for t in &syntaxes[..per_class] {
+            proposals.push(Proposal::new(class, &[t]));
+        }
+        roles.push(role(class));
     }
     (proposals, roles)
+}
+
+/// The SOP classes of a study, by an IMAGE-level C-FIND (empty when the
+/// remote does not answer it).
+async fn study_classes(o: &PullOptions, study: &str) -> Vec<String> {
+    let req = Requestor::new(&o.ae_title, &o.from.ae_title, &o.from.address);
+    let Ok(mut a) = associate(&req, &[Proposal::native(uids::STUDY_ROOT_FIND)], &[]).await else { return Vec::new() };
+    let ctx_ts = a.negotiated().contexts[0].transfer_syntax.clone();
+    let mut m = Map::new();
+    m.insert("00080016".into(), element("UI", None));
+    m.insert("00080018".into(), element("UI", None));
+    m.insert("00080052".into(), element("CS", Some("IMAGE")));
+    m.insert("0020000D".into(), element("UI", Some(study)));
+    m.insert("0020000E".into(), element("UI", None));
+    let Ok(identifier) = encode(&m, &ctx_ts) else { return Vec::new() };
+    let found = a.find(uids::STUDY_ROOT_FIND, &identifier).await;
+    let _ = a.release().await;
+    let Ok((matches, _)) = found else { return Vec::new() };
+    let mut classes: Vec<String> = Vec::new();
+    for m in matches {
+        let Ok(ds) = yunying_dicom::parse::parse_dataset(
+            &mut std::io::Cursor::new(&m[..]),
+            m.len() as u64,
+            &ctx_ts,
+            &Default::default(),
+        ) else {
+            continue;
+        };
+        if let Some(c) = ds.ascii(Tag(0x0008, 0x0016)).map(|c| yunying_util::uid::trim_padding(&c).to_string())
+            && !c.is_empty()
+            && !classes.contains(&c)
+        {
+            classes.push(c);
+        }
+    }
+    classes
 }
 
 /// Runs a pull into `archive`.
@@ -332,8 +351,9 @@ fn check_final(op: &str, rsp: &yunying_dimse::Command) -> Result<(), String> {
 }
 
 async fn pull_by_get(o: &PullOptions, study: &str, sink: &ArchiveSink) -> Result<(), String> {
+    let classes = study_classes(o, study).await;
     let req = Requestor::new(&o.ae_title, &o.from.ae_title, &o.from.address);
-    let (proposals, roles) = get_proposals();
+    let (proposals, roles) = get_proposals(&classes);
     let mut a = associate(&req, &proposals, &roles).await.map_err(|e| format!("cannot associate for C-GET: {e}"))?;
     let ctx_ts = a
         .find_context(uids::STUDY_ROOT_GET, |_| true)
@@ -382,8 +402,15 @@ mod tests {
 
     #[test]
     fn proposals_fit_an_association() {
-        let (p, r) = get_proposals();
+        let (p, r) = get_proposals(&[]);
         assert!(p.len() <= 128);
         assert_eq!(r.len(), p.len() - 1);
+        let classes = vec!["1.2.840.10008.5.1.4.1.1.2".to_string(), "1.2.840.10008.5.1.4.1.1.7".to_string()];
+        let (p, r) = get_proposals(&classes);
+        assert!(p.len() <= 128);
+        assert_eq!(r.len(), 2);
+        // One syntax per context, native first.
+        assert!(p[1..].iter().all(|x| x.transfer_syntaxes.len() == 1));
+        assert_eq!(p[1].transfer_syntaxes[0], ts::EXPLICIT_VR_LE);
     }
 }

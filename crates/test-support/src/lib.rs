@@ -43,6 +43,23 @@ impl TestServer {
         s
     }
 
+    /// Like [`TestServer::start`], on an existing data directory (e.g. one a
+    /// `yunying pull` or `import` filled), which is left in place afterwards.
+    pub async fn start_with_data(bin: &Path, data: &Path, args: &[&str]) -> TestServer {
+        let mut s = TestServer {
+            child: None,
+            base: String::new(),
+            data: data.to_path_buf(),
+            dicom: None,
+            _dir: None,
+            bin: bin.to_path_buf(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            envs: Vec::new(),
+        };
+        s.launch().await;
+        s
+    }
+
     async fn launch(&mut self) {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("serve").arg("--http").arg("127.0.0.1:0").arg("--data").arg(&self.data);
