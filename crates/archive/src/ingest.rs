@@ -19,7 +19,7 @@ use yunying_util::InstitutionId;
 
 use crate::error::{IngestError, IngestErrorKind};
 use crate::retrieve::METADATA_BASE_PLACEHOLDER;
-use crate::staging::{self, Staged};
+use crate::staging::{self, Contents, Staged};
 use crate::{Archive, Recovered, keys};
 
 /// Who is sending, for attribution and the record.
@@ -102,12 +102,12 @@ impl Archive {
         if staged.is_empty() {
             return Err(IngestError::new(IngestErrorKind::Unreadable, "the object is empty"));
         }
-        // 1. Durable staging (the write-ahead intent), then the header, off the runtime.
+        // 1. Durable staging (the write-ahead intent) and, beside it, the
+        // header, off the runtime.
         let me = self.clone();
         let (staged, examined) = tokio::task::spawn_blocking(move || {
-            let r = staged.finish().and_then(|_| me.examine(&staged));
-            staged.release_memory();
-            (staged, r)
+            let (durable, examined) = staged.finish_with(|contents| me.examine(contents));
+            (staged, durable.and(examined))
         })
         .await
         .map_err(|e| IngestError::internal("ingest task failed", e))?;
@@ -276,13 +276,13 @@ impl Archive {
 
     /// Parses and examines a staged object (blocking): from memory when it
     /// is still there, else from its file.
-    fn examine(&self, staged: &Staged) -> Result<Examined, IngestError> {
-        match staged.memory_reader() {
-            Some(mut r) => {
+    fn examine(&self, contents: Contents<'_>) -> Result<Examined, IngestError> {
+        match contents {
+            Contents::Memory(mut r) => {
                 let len = r.len();
                 self.fenced(|| examine_reader(&mut r, len, &self.settings.parse, self.settings.fallback_charset))
             }
-            None => self.examine_path(staged.path(), staged.len()),
+            Contents::File(path, len) => self.examine_path(path, len),
         }
     }
 

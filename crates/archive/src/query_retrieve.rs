@@ -464,8 +464,28 @@ fn plan_find(id: &Identifier) -> Result<FindPlan, QrError> {
 }
 
 /// Stored DICOM JSON of one catalog level (empty when unreadable).
-fn parse_attrs(s: &str) -> Map<String, Json> {
-    serde_json::from_str(s).unwrap_or_default()
+fn parse_attrs(s: &str, wanted: &HashSet<String>) -> Map<String, Json> {
+    // Only the attributes a match can use are decoded: a stored study holds
+    // dozens, a query asks for a few, and full decoding dominated C-FIND time.
+    let raw: HashMap<&str, &serde_json::value::RawValue> = serde_json::from_str(s).unwrap_or_default();
+    let mut out = Map::new();
+    for (k, v) in raw {
+        if wanted.contains(k)
+            && let Ok(v) = serde_json::from_str::<Json>(v.get())
+        {
+            out.insert(k.to_string(), v);
+        }
+    }
+    out
+}
+
+/// The stored attributes a find must decode: what was asked, and what the
+/// archive itself reads (patient ID and its issuer).
+fn wanted_keys(plan: &FindPlan) -> HashSet<String> {
+    let mut w: HashSet<String> = plan.keys.iter().map(|(t, _)| tag_key(*t)).collect();
+    w.insert(tag_key(PATIENT_ID));
+    w.insert(tag_key(ISSUER_OF_PATIENT_ID));
+    w
 }
 
 /// The first value of a stored element, as text.
@@ -681,6 +701,7 @@ impl Archive {
     ) -> Result<FindResults, QrError> {
         let id = self.qr_identifier(model, identifier, ts)?;
         let mut plan = plan_find(&id)?;
+        let wanted = wanted_keys(&plan);
         let level = id.level;
         let asked: HashSet<Tag> = plan.keys.iter().map(|k| k.0).collect();
         let wants = |t: Tag| asked.contains(&t);
@@ -702,7 +723,7 @@ impl Archive {
                 let mut rows = self.query_studies(&q).await.map_err(QrError::catalog)?;
                 truncated = truncate(&mut rows, max_results, &mut plan.warnings);
                 for row in &rows {
-                    let study = parse_attrs(&row.attrs);
+                    let study = parse_attrs(&row.attrs, &wanted);
                     let mut computed = self
                         .study_computed(row, &study, &mut issuers, wants(SOP_CLASSES_IN_STUDY))
                         .await?;
@@ -729,8 +750,8 @@ impl Archive {
                 truncated = truncate(&mut rows, max_results, &mut plan.warnings);
                 let mut sop_classes = HashMap::new();
                 for row in &rows {
-                    let study = parse_attrs(&row.study.attrs);
-                    let series = parse_attrs(&row.attrs);
+                    let study = parse_attrs(&row.study.attrs, &wanted);
+                    let series = parse_attrs(&row.attrs, &wanted);
                     let classes =
                         wants(SOP_CLASSES_IN_STUDY) && !sop_classes.contains_key(&row.study_uid);
                     let mut computed = self
@@ -766,11 +787,11 @@ impl Archive {
                 for row in &rows {
                     let study = parsed_studies
                         .entry(row.study_uid.clone())
-                        .or_insert_with(|| parse_attrs(&row.study.attrs));
+                        .or_insert_with(|| parse_attrs(&row.study.attrs, &wanted));
                     let series = parsed_series
                         .entry(row.series_uid.clone())
-                        .or_insert_with(|| parse_attrs(&row.series_attrs));
-                    let instance = parse_attrs(&row.attrs);
+                        .or_insert_with(|| parse_attrs(&row.series_attrs, &wanted));
+                    let instance = parse_attrs(&row.attrs, &wanted);
                     let classes =
                         wants(SOP_CLASSES_IN_STUDY) && !sop_classes.contains_key(&row.study_uid);
                     let mut computed = self
@@ -870,6 +891,7 @@ impl Archive {
             series: i64,
             instances: i64,
         }
+        let wanted = wanted_keys(&plan);
         let mut q = Query::new(Level::Study);
         q.filters = std::mem::take(&mut plan.filters);
         q.institutions = institutions.clone();
@@ -881,7 +903,7 @@ impl Archive {
         let mut patients: Vec<Patient> = Vec::new();
         let mut index: HashMap<(String, String), usize> = HashMap::new();
         for row in &rows {
-            let attrs = parse_attrs(&row.attrs);
+            let attrs = parse_attrs(&row.attrs, &wanted);
             let issuer = issuers.of(row, &attrs).await;
             let pid = first_string(&attrs, PATIENT_ID);
             let id = pid.clone().unwrap_or_else(|| format!("~{}", row.study_uid));

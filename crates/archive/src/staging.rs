@@ -36,9 +36,6 @@ pub struct Staged {
     /// Chunks received and not yet written.
     pending: Vec<Bytes>,
     pending_len: usize,
-    /// After `finish`, the whole object when it was never written in more
-    /// than one block (so it can be parsed without reading the file back).
-    in_memory: Option<Vec<Bytes>>,
     hasher: Sha256,
     /// Bytes received (what the size limit applies to).
     received: u64,
@@ -58,7 +55,6 @@ impl Staged {
             file: Some(file),
             pending: Vec::new(),
             pending_len: 0,
-            in_memory: None,
             hasher: Sha256::new(),
             received: 0,
             written: 0,
@@ -104,19 +100,22 @@ impl Staged {
         Ok(self)
     }
 
-    /// Writes the pending chunks (hashing them), adding the standard framing
-    /// first when the object came without it. Returns the chunks written.
-    fn flush(&mut self) -> Result<Vec<Bytes>, IngestError> {
+    /// Adds the standard framing in front of the pending chunks when the
+    /// object came as a meta group without preamble and "DICM" (some clients
+    /// write it so): the data set is kept byte for byte, and what we serve
+    /// back is a valid DICOM file.
+    fn frame_if_needed(&mut self) {
         if self.written == 0 && needs_preamble(&self.pending) {
-            // A Part-10 stream that starts with its meta group, without the
-            // 128-byte preamble and "DICM" (some clients write it so): the
-            // data set is kept byte for byte; the standard framing is added
-            // so that what we serve back is a valid DICOM file.
             let mut framing = vec![0u8; 128];
             framing.extend_from_slice(b"DICM");
             self.pending.insert(0, Bytes::from(framing));
             self.pending_len += 132;
         }
+    }
+
+    /// Writes the pending chunks (hashing them). Returns the chunks written.
+    fn flush(&mut self) -> Result<Vec<Bytes>, IngestError> {
+        self.frame_if_needed();
         let chunks = std::mem::take(&mut self.pending);
         if let Some(f) = self.file.as_mut() {
             for c in &chunks {
@@ -130,31 +129,61 @@ impl Staged {
     }
 
     /// Writes what remains and makes the file durable (file and directory
-    /// fsync). An object written in one block stays in memory for parsing.
-    pub(crate) fn finish(&mut self) -> Result<(), IngestError> {
-        let single_block = self.written == 0;
-        let chunks = self.flush()?;
-        if single_block {
-            self.in_memory = Some(chunks);
+    /// fsync), while `examine` reads the object on this thread: from memory
+    /// when it came in one block (the write, hash and fsyncs then run on a
+    /// second thread), else from the file once it is written (the fsyncs
+    /// overlap). Both results are returned.
+    pub(crate) fn finish_with<T: Send>(
+        &mut self,
+        examine: impl FnOnce(Contents<'_>) -> T + Send,
+    ) -> (Result<(), IngestError>, T) {
+        let dir = self.path.parent().expect("staging file has a directory").to_path_buf();
+        let durable = |file: Option<File>| -> Result<(), IngestError> {
+            if let Some(f) = file {
+                f.sync_all().map_err(|e| IngestError::io("cannot fsync the staging file", e))?;
+            }
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| IngestError::io("cannot fsync the staging directory", e))
+        };
+        if self.written == 0 {
+            self.frame_if_needed();
+            let chunks = std::mem::take(&mut self.pending);
+            let len = self.pending_len as u64;
+            let file = self.file.take();
+            let mut hasher = std::mem::take(&mut self.hasher);
+            let (io, out) = std::thread::scope(|s| {
+                let writer = s.spawn(|| -> Result<Sha256, IngestError> {
+                    let mut file = file;
+                    if let Some(f) = file.as_mut() {
+                        for c in &chunks {
+                            hasher.update(c);
+                            f.write_all(c).map_err(|e| IngestError::io("cannot write the staging file", e))?;
+                        }
+                    }
+                    durable(file)?;
+                    Ok(hasher)
+                });
+                let out = examine(Contents::Memory(ChunkReader::new(&chunks)));
+                let io = writer.join().unwrap_or_else(|_| Err(IngestError::internal("staging write", "panicked")));
+                (io, out)
+            });
+            self.written = len;
+            self.pending_len = 0;
+            let io = io.map(|h| self.hasher = h);
+            return (io, out);
         }
-        if let Some(f) = self.file.take() {
-            f.sync_all().map_err(|e| IngestError::io("cannot fsync the staging file", e))?;
+        if let Err(e) = self.flush() {
+            return (Err(e), examine(Contents::File(&self.path, self.written)));
         }
-        let dir = self.path.parent().expect("staging file has a directory");
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| IngestError::io("cannot fsync the staging directory", e))?;
-        Ok(())
-    }
-
-    /// A reader over the whole object held in memory, when it is (after `finish`).
-    pub(crate) fn memory_reader(&self) -> Option<ChunkReader<'_>> {
-        self.in_memory.as_deref().map(ChunkReader::new)
-    }
-
-    /// Frees the in-memory copy once the header is parsed.
-    pub(crate) fn release_memory(&mut self) {
-        self.in_memory = None;
+        let file = self.file.take();
+        let path = self.path.clone();
+        let len = self.written;
+        std::thread::scope(|s| {
+            let sync = s.spawn(|| durable(file));
+            let out = examine(Contents::File(&path, len));
+            (sync.join().unwrap_or_else(|_| Err(IngestError::internal("staging fsync", "panicked"))), out)
+        })
     }
 
     pub(crate) fn sha256_hex(&self) -> String {
@@ -184,6 +213,14 @@ impl Drop for Staged {
         // Not fsync'd: a removal lost in a crash is cleaned by recovery.
         let _ = fs::remove_file(&self.path);
     }
+}
+
+/// Where a finished object can be read while it is made durable.
+pub(crate) enum Contents<'a> {
+    /// The whole object, as received (it fitted in one write block).
+    Memory(ChunkReader<'a>),
+    /// The staged file and its length.
+    File(&'a Path, u64),
 }
 
 /// `Read + Seek` over a list of chunks, without joining them.

@@ -409,13 +409,20 @@ impl Association {
 
     /// Sends a command and, when given, its data set; flushes.
     pub async fn send(&mut self, ctx: u8, command: &Command, data: Option<&[u8]>) -> Result<(), AssocError> {
+        self.send_buffered(ctx, command, data).await?;
+        self.link()?.writer.flush().await?;
+        Ok(())
+    }
+
+    /// Sends a command and its data set without flushing: for a run of
+    /// responses (C-FIND matches) that the next flush sends together.
+    pub async fn send_buffered(&mut self, ctx: u8, command: &Command, data: Option<&[u8]>) -> Result<(), AssocError> {
         let mut command = command.clone();
         command.data_set_type = if data.is_some() { 0x0000 } else { crate::command::NO_DATA_SET };
         self.write_fragments(ctx, true, &command.encode()).await?;
         if let Some(d) = data {
             self.write_fragments(ctx, false, d).await?;
         }
-        self.link()?.writer.flush().await?;
         Ok(())
     }
 

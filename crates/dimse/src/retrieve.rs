@@ -374,9 +374,10 @@ pub(crate) async fn c_get<S: Services>(
         if cancelled {
             break;
         }
+        // Flushed with the next C-STORE or the final response.
         let mut rsp = Command::response_to(command, rsp_field, status::PENDING);
         tally.counts(&mut rsp, true);
-        assoc.send(ctx, &rsp, None).await?;
+        assoc.send_buffered(ctx, &rsp, None).await?;
     }
     tracing::info!(
         total, completed = tally.completed, failed = tally.failed, warning = tally.warning, cancelled,

@@ -375,7 +375,8 @@ impl<S: Services> Scp<S> {
                 return assoc.send(ctx, &rsp, None).await;
             }
             let rsp = Command::response_to(command, field::C_FIND_RSP, pending);
-            assoc.send(ctx, &rsp, Some(m)).await?;
+            // Matches go out as the buffer fills; the final response flushes.
+            assoc.send_buffered(ctx, &rsp, Some(m)).await?;
         }
         let outcome = found.final_outcome.unwrap_or_else(crate::service::Outcome::success);
         let mut rsp = Command::response_to(command, field::C_FIND_RSP, outcome.status);
