@@ -104,13 +104,25 @@ impl Archive {
         }
         // 1. Durable staging (the write-ahead intent) and, beside it, the
         // header, off the runtime.
+        let started = std::time::Instant::now();
+        let (finishing, contents) = if staged.in_one_block() {
+            staged.begin_finish()?
+        } else {
+            // The last block is written here: off the runtime.
+            let mut s = staged;
+            let r = tokio::task::spawn_blocking(move || s.begin_finish().map(|x| (s, x)))
+                .await
+                .map_err(|e| IngestError::internal("ingest task failed", e))??;
+            staged = r.0;
+            r.1
+        };
         let me = self.clone();
-        let (staged, examined) = tokio::task::spawn_blocking(move || {
-            let (durable, examined) = staged.finish_with(|contents| me.examine(contents));
-            (staged, durable.and(examined))
-        })
-        .await
-        .map_err(|e| IngestError::internal("ingest task failed", e))?;
+        let (durable, examined) = tokio::join!(
+            tokio::task::spawn_blocking(move || finishing.run()),
+            tokio::task::spawn_blocking(move || me.examine(contents)),
+        );
+        durable.map_err(|e| IngestError::internal("ingest task failed", e))??;
+        let examined = examined.map_err(|e| IngestError::internal("ingest task failed", e))?;
         let ex = examined?;
         let a = &ex.attrs;
         let with_uids = |e: IngestError| e.with_uids(&a.sop_class_uid, &a.sop_instance_uid);
@@ -150,6 +162,7 @@ impl Archive {
         let patient_id = a.patient_id.clone().unwrap_or_else(|| format!("~{}", a.study_instance_uid));
 
         // 5. Durable blob.
+        let staged_at = started.elapsed();
         let key = keys::original(&a.study_instance_uid, &a.series_instance_uid, &a.sop_instance_uid, &sha);
         self.blobs
             .put_file(&key, staged.path())
@@ -211,6 +224,7 @@ impl Archive {
                 received_at: yunying_util::time::now_millis(),
             },
         };
+        let blob_at = started.elapsed();
         let result = self.committer.commit(row).await;
         let status = match result {
             Ok(CommitOutcome::Stored(_)) => IngestStatus::Stored,
@@ -232,6 +246,13 @@ impl Archive {
             }
         };
         drop(staged); // removes the staged file: the catalog has committed
+        tracing::debug!(
+            sop = %a.sop_instance_uid,
+            staged_us = staged_at.as_micros() as u64,
+            blob_us = (blob_at - staged_at).as_micros() as u64,
+            commit_us = (started.elapsed() - blob_at).as_micros() as u64,
+            "ingested"
+        );
         if forwarding && status != IngestStatus::Duplicate {
             self.forward_wakeup.notify_one();
         }
@@ -276,13 +297,14 @@ impl Archive {
 
     /// Parses and examines a staged object (blocking): from memory when it
     /// is still there, else from its file.
-    fn examine(&self, contents: Contents<'_>) -> Result<Examined, IngestError> {
+    fn examine(&self, contents: Contents) -> Result<Examined, IngestError> {
         match contents {
-            Contents::Memory(mut r) => {
+            Contents::Memory(chunks) => {
+                let mut r = staging::ChunkReader::new(&chunks);
                 let len = r.len();
                 self.fenced(|| examine_reader(&mut r, len, &self.settings.parse, self.settings.fallback_charset))
             }
-            Contents::File(path, len) => self.examine_path(path, len),
+            Contents::File(path, len) => self.examine_path(&path, len),
         }
     }
 

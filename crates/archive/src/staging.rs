@@ -36,6 +36,12 @@ pub struct Staged {
     /// Chunks received and not yet written.
     pending: Vec<Bytes>,
     pending_len: usize,
+    /// How many of `pending` are hashed already (hashing follows arrival,
+    /// once the framing question is settled).
+    hashed: usize,
+    /// Whether the standard framing had to be added (decided on the first
+    /// 132 bytes).
+    framing_decided: bool,
     hasher: Sha256,
     /// Bytes received (what the size limit applies to).
     received: u64,
@@ -55,6 +61,8 @@ impl Staged {
             file: Some(file),
             pending: Vec::new(),
             pending_len: 0,
+            hashed: 0,
+            framing_decided: false,
             hasher: Sha256::new(),
             received: 0,
             written: 0,
@@ -80,6 +88,7 @@ impl Staged {
         self.accept(data.len())?;
         self.pending.push(Bytes::copy_from_slice(data));
         self.pending_len += data.len();
+        self.hash_arrived();
         if self.pending_len >= WRITE_BLOCK {
             self.flush()?;
         }
@@ -92,6 +101,7 @@ impl Staged {
         self.accept(data.len())?;
         self.pending_len += data.len();
         self.pending.push(data);
+        self.hash_arrived();
         if self.pending_len >= WRITE_BLOCK {
             self = tokio::task::spawn_blocking(move || self.flush().map(|_| self))
                 .await
@@ -103,8 +113,13 @@ impl Staged {
     /// Adds the standard framing in front of the pending chunks when the
     /// object came as a meta group without preamble and "DICM" (some clients
     /// write it so): the data set is kept byte for byte, and what we serve
-    /// back is a valid DICOM file.
-    fn frame_if_needed(&mut self) {
+    /// back is a valid DICOM file. Decided once, on the first 132 bytes (or
+    /// at the end, for a shorter object).
+    fn decide_framing(&mut self, at_end: bool) {
+        if self.framing_decided || (!at_end && self.pending_len < 132) {
+            return;
+        }
+        self.framing_decided = true;
         if self.written == 0 && needs_preamble(&self.pending) {
             let mut framing = vec![0u8; 128];
             framing.extend_from_slice(b"DICM");
@@ -113,13 +128,27 @@ impl Staged {
         }
     }
 
-    /// Writes the pending chunks (hashing them). Returns the chunks written.
+    /// Hashes what arrived, in order, as soon as the framing is settled (so
+    /// that little hashing is left when the last byte comes).
+    fn hash_arrived(&mut self) {
+        self.decide_framing(false);
+        if !self.framing_decided {
+            return;
+        }
+        for c in &self.pending[self.hashed..] {
+            self.hasher.update(c);
+        }
+        self.hashed = self.pending.len();
+    }
+
+    /// Writes the pending chunks (hashing what was not yet). Returns the chunks written.
     fn flush(&mut self) -> Result<Vec<Bytes>, IngestError> {
-        self.frame_if_needed();
+        self.decide_framing(true);
+        self.hash_arrived();
         let chunks = std::mem::take(&mut self.pending);
+        self.hashed = 0;
         if let Some(f) = self.file.as_mut() {
             for c in &chunks {
-                self.hasher.update(c);
                 f.write_all(c).map_err(|e| IngestError::io("cannot write the staging file", e))?;
             }
         }
@@ -128,62 +157,33 @@ impl Staged {
         Ok(chunks)
     }
 
-    /// Writes what remains and makes the file durable (file and directory
-    /// fsync), while `examine` reads the object on this thread: from memory
-    /// when it came in one block (the write, hash and fsyncs then run on a
-    /// second thread), else from the file once it is written (the fsyncs
-    /// overlap). Both results are returned.
-    pub(crate) fn finish_with<T: Send>(
-        &mut self,
-        examine: impl FnOnce(Contents<'_>) -> T + Send,
-    ) -> (Result<(), IngestError>, T) {
-        let dir = self.path.parent().expect("staging file has a directory").to_path_buf();
-        let durable = |file: Option<File>| -> Result<(), IngestError> {
-            if let Some(f) = file {
-                f.sync_all().map_err(|e| IngestError::io("cannot fsync the staging file", e))?;
-            }
-            File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| IngestError::io("cannot fsync the staging directory", e))
-        };
-        if self.written == 0 {
-            self.frame_if_needed();
-            let chunks = std::mem::take(&mut self.pending);
-            let len = self.pending_len as u64;
-            let file = self.file.take();
-            let mut hasher = std::mem::take(&mut self.hasher);
-            let (io, out) = std::thread::scope(|s| {
-                let writer = s.spawn(|| -> Result<Sha256, IngestError> {
-                    let mut file = file;
-                    if let Some(f) = file.as_mut() {
-                        for c in &chunks {
-                            hasher.update(c);
-                            f.write_all(c).map_err(|e| IngestError::io("cannot write the staging file", e))?;
-                        }
-                    }
-                    durable(file)?;
-                    Ok(hasher)
-                });
-                let out = examine(Contents::Memory(ChunkReader::new(&chunks)));
-                let io = writer.join().unwrap_or_else(|_| Err(IngestError::internal("staging write", "panicked")));
-                (io, out)
-            });
-            self.written = len;
-            self.pending_len = 0;
-            let io = io.map(|h| self.hasher = h);
-            return (io, out);
-        }
-        if let Err(e) = self.flush() {
-            return (Err(e), examine(Contents::File(&self.path, self.written)));
-        }
+    /// Prepares the end of staging: the object is completely hashed, and
+    /// what remains to be written and made durable becomes a [`Finishing`]
+    /// job (run it on a blocking thread), while [`Contents`] says where the
+    /// object can be parsed meanwhile: from memory when it came in one
+    /// block, else from the file (whose earlier blocks are written, and whose
+    /// last one is written here, in the blocking caller).
+    pub(crate) fn begin_finish(&mut self) -> Result<(Finishing, Contents), IngestError> {
+        self.decide_framing(true);
+        self.hash_arrived();
         let file = self.file.take();
-        let path = self.path.clone();
-        let len = self.written;
-        std::thread::scope(|s| {
-            let sync = s.spawn(|| durable(file));
-            let out = examine(Contents::File(&path, len));
-            (sync.join().unwrap_or_else(|_| Err(IngestError::internal("staging fsync", "panicked"))), out)
-        })
+        if self.written == 0 {
+            let chunks = std::mem::take(&mut self.pending);
+            self.hashed = 0;
+            self.written = self.pending_len as u64;
+            self.pending_len = 0;
+            let memory = chunks.clone();
+            return Ok((Finishing { file, chunks }, Contents::Memory(memory)));
+        }
+        self.file = file;
+        self.flush()?;
+        let file = self.file.take();
+        Ok((Finishing { file, chunks: Vec::new() }, Contents::File(self.path.clone(), self.written)))
+    }
+
+    /// True while nothing was written: the object is still all in memory.
+    pub(crate) fn in_one_block(&self) -> bool {
+        self.written == 0
     }
 
     pub(crate) fn sha256_hex(&self) -> String {
@@ -216,11 +216,33 @@ impl Drop for Staged {
 }
 
 /// Where a finished object can be read while it is made durable.
-pub(crate) enum Contents<'a> {
+pub(crate) enum Contents {
     /// The whole object, as received (it fitted in one write block).
-    Memory(ChunkReader<'a>),
+    Memory(Vec<Bytes>),
     /// The staged file and its length.
-    File(&'a Path, u64),
+    File(PathBuf, u64),
+}
+
+/// The last write of a staged object and its fsync.
+///
+/// Only the file is fsync'd, not the staging directory: the durable name of
+/// an object is its blob link (whose directory is fsync'd), and a staged
+/// name lost in a crash only means that recovery cannot finish an object
+/// whose sender never got an answer (its blob, if linked, is found again
+/// when the sender retries, or by a re-index).
+pub(crate) struct Finishing {
+    file: Option<File>,
+    chunks: Vec<Bytes>,
+}
+
+impl Finishing {
+    pub(crate) fn run(self) -> Result<(), IngestError> {
+        let Some(mut f) = self.file else { return Ok(()) };
+        for c in &self.chunks {
+            f.write_all(c).map_err(|e| IngestError::io("cannot write the staging file", e))?;
+        }
+        f.sync_all().map_err(|e| IngestError::io("cannot fsync the staging file", e))
+    }
 }
 
 /// `Read + Seek` over a list of chunks, without joining them.
@@ -231,7 +253,7 @@ pub(crate) struct ChunkReader<'a> {
 }
 
 impl<'a> ChunkReader<'a> {
-    fn new(chunks: &'a [Bytes]) -> Self {
+    pub(crate) fn new(chunks: &'a [Bytes]) -> Self {
         ChunkReader { chunks, len: chunks.iter().map(|c| c.len() as u64).sum(), pos: 0 }
     }
 
