@@ -248,6 +248,22 @@ pub fn small_studies(cache: &Path, count: usize) -> std::io::Result<SmallStudies
     Ok(SmallStudies { files: entries(&dir, &m), patients })
 }
 
+/// Study Date (0008,0020) of each small study, read from its file (the
+/// manifest does not record it), in file order; "" when absent.
+pub fn study_dates(small: &SmallStudies) -> std::io::Result<Vec<String>> {
+    let opts = yunying_dicom::ParseOptions::default();
+    small
+        .files
+        .iter()
+        .map(|f| {
+            let mut file = std::io::BufReader::new(std::fs::File::open(&f.path)?);
+            let parsed = yunying_dicom::parse_part10(&mut file, f.size, &opts)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", f.path.display())))?;
+            Ok(parsed.dataset.ascii(yunying_dicom::tags::STUDY_DATE).unwrap_or_default())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

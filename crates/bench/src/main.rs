@@ -10,13 +10,20 @@
 //!    files), the server's peak RSS, then WADO-RS of the series, its
 //!    `/metadata`, the QIDO of its instances and every frame over 6
 //!    connections;
-//! 2. the catalog: a fresh server loaded with 10 000 one-instance studies,
-//!    then 200 sequential requests of each QIDO query (p50, p95).
+//! 2. DICOM networking (DIMSE), for each run, for each product in turn, on
+//!    the same CT series files: DCMTK `storescu` of the series over one
+//!    association into a fresh server, then C-MOVE (`movescu` to a local
+//!    `storescp`) and C-GET (`getscu`) of it; then `storescu` over 4
+//!    parallel associations into another fresh server;
+//! 3. the catalog: a fresh server loaded with 10 000 one-instance studies,
+//!    then 200 sequential requests of each QIDO query (p50, p95), and of each
+//!    study-level C-FIND query on one association (in-process SCU).
 //!
 //! The exit code is 0 even when a budget is missed: this is a report. It is
 //! 2 when nothing could be measured.
 
 mod data;
+mod dimse;
 mod measure;
 mod report;
 mod server;
@@ -29,7 +36,7 @@ use clap::Parser;
 
 use data::{CtSeries, SmallStudies};
 use report::{Context, Metric, Results, median};
-use server::{Launch, Product, Server};
+use server::{Launch, Peer, Product, Server};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -64,9 +71,15 @@ struct Args {
     /// Skips the series phase (STOW, WADO, metadata, frames, memory).
     #[arg(long)]
     skip_series: bool,
-    /// Skips the catalog phase (the QIDO of the small studies).
+    /// Skips the catalog phase's QIDO queries (the C-FIND ones still load the small studies).
     #[arg(long)]
     skip_qido: bool,
+    /// Skips the DICOM networking phase (storescu, C-MOVE, C-GET) and the C-FIND queries.
+    #[arg(long)]
+    skip_dimse: bool,
+    /// Runs only the DIMSE measurements (as --skip-series --skip-qido).
+    #[arg(long, conflicts_with = "skip_dimse")]
+    only_dimse: bool,
     /// The Orthanc binary.
     #[arg(long, value_name = "PATH", default_value = "/usr/sbin/Orthanc")]
     orthanc: PathBuf,
@@ -100,9 +113,18 @@ const QIDO_WARMUP: usize = 5;
 const LOAD_BATCH: usize = 200;
 /// The wildcard query.
 const NAME_QUERY: &str = "Zhang*";
+/// `storescu` processes (one association each) of the parallel C-STORE.
+const STORE_ASSOCIATIONS: usize = 4;
+/// Timed C-MOVEs and C-GETs of the series on each server (each run's value is their median).
+const MOVE_REPS: usize = 3;
+const GET_REPS: usize = 3;
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if args.only_dimse {
+        args.skip_series = true;
+        args.skip_qido = true;
+    }
     if let Some(url) = &args.pg_url {
         // Read by yunying_index_postgres::testing; set before any thread starts.
         unsafe { std::env::set_var("YUNYING_TEST_PG", url) };
@@ -133,11 +155,21 @@ async fn run(args: Args) -> std::process::ExitCode {
     }
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
     let cache = args.cache_dir.clone().unwrap_or_else(|| home.join(".cache/yunying/bench"));
+    // The DICOM peers every server knows: the bench's SCUs (BENCH; it does
+    // not listen, the port is a free one) and the storescp of the C-MOVE.
+    let (bench_port, dest_port) = match (server::free_port(), server::free_port()) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => (11113, 11114),
+    };
     let launch = Launch {
         yunying: yunying.clone(),
         orthanc: args.orthanc.clone(),
         orthanc_plugin: args.orthanc_plugin.clone(),
         work_root: args.work_dir.clone().unwrap_or_else(std::env::temp_dir),
+        peers: vec![
+            Peer { ae_title: dimse::BENCH_AE.into(), port: bench_port, allow: "store,query,retrieve" },
+            Peer { ae_title: dimse::DEST_AE.into(), port: dest_port, allow: "store" },
+        ],
     };
     if let Err(e) = std::fs::create_dir_all(&launch.work_root) {
         eprintln!("yunying-bench: cannot make {}: {e}", launch.work_root.display());
@@ -151,8 +183,24 @@ async fn run(args: Args) -> std::process::ExitCode {
         products.push(Product::Orthanc);
     }
     let mut results = Results { products: products.clone(), ..Default::default() };
-    let mut ctx =
-        Context { slices: args.slices, studies: args.studies, name_query: NAME_QUERY.into(), ..Default::default() };
+    let mut ctx = Context {
+        slices: args.slices,
+        studies: args.studies,
+        name_query: NAME_QUERY.into(),
+        store_associations: STORE_ASSOCIATIONS,
+        ..Default::default()
+    };
+    let tools = if args.skip_dimse {
+        None
+    } else {
+        match dimse::Tools::find() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("\n!!! {e}\n!!! the DIMSE measurements are skipped.\n");
+                None
+            }
+        }
+    };
     let runs = args.runs.max(1);
 
     let machine = machine_info(&launch);
@@ -174,8 +222,8 @@ async fn run(args: Args) -> std::process::ExitCode {
 
     // A product that cannot start is reported once and skipped afterwards.
     let mut phase_results = Vec::new();
-    if !args.skip_series {
-        let ct = match tokio::task::spawn_blocking({
+    let ct = if !args.skip_series || tools.is_some() {
+        match tokio::task::spawn_blocking({
             let cache = cache.clone();
             let slices = args.slices;
             move || data::ct_series(&cache, slices)
@@ -183,12 +231,16 @@ async fn run(args: Args) -> std::process::ExitCode {
         .await
         .expect("generator")
         {
-            Ok(ct) => ct,
+            Ok(ct) => Some(ct),
             Err(e) => {
                 eprintln!("yunying-bench: cannot generate the CT series under {}: {e}", cache.display());
                 return std::process::ExitCode::from(2);
             }
-        };
+        }
+    } else {
+        None
+    };
+    if let Some(ct) = &ct {
         ctx.series_bytes = ct.total_bytes();
         eprintln!(
             "data: study {} series {}: {} files, {:.1} MB",
@@ -197,6 +249,8 @@ async fn run(args: Args) -> std::process::ExitCode {
             ct.files.len(),
             ctx.series_bytes as f64 / 1e6
         );
+    }
+    if let Some(ct) = ct.as_ref().filter(|_| !args.skip_series) {
         let phase = Instant::now();
         for run in 1..=runs {
             for &p in &products {
@@ -206,7 +260,7 @@ async fn run(args: Args) -> std::process::ExitCode {
                 eprintln!("[series run {run}/{runs}] {}", p.title());
                 match Server::start(p, &launch).await {
                     Ok(mut s) => {
-                        series_run(&mut s, &ct, &mut results).await;
+                        series_run(&mut s, ct, &mut results).await;
                         s.stop().await;
                     }
                     Err(e) => {
@@ -219,7 +273,52 @@ async fn run(args: Args) -> std::process::ExitCode {
         phase_results.push(("series", phase.elapsed()));
     }
 
-    if !args.skip_qido {
+    if let (Some(ct), Some(tools)) = (&ct, &tools) {
+        let phase = Instant::now();
+        let scratch = match tempfile::Builder::new().prefix("yunying-bench-dimse-").tempdir_in(&launch.work_root) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("yunying-bench: cannot make a directory in {}: {e}", launch.work_root.display());
+                return std::process::ExitCode::from(2);
+            }
+        };
+        for run in 1..=runs {
+            for &p in &products {
+                if results.unavailable.contains_key(&p) {
+                    continue;
+                }
+                for associations in [1, STORE_ASSOCIATIONS] {
+                    eprintln!("[dimse run {run}/{runs}] {}, storescu over {associations} association(s)", p.title());
+                    match Server::start(p, &launch).await {
+                        Ok(mut s) => {
+                            dimse_run(
+                                &mut s,
+                                &launch,
+                                tools,
+                                ct,
+                                associations,
+                                scratch.path(),
+                                dest_port,
+                                &mut results,
+                            )
+                            .await;
+                            s.stop().await;
+                        }
+                        Err(e) => {
+                            eprintln!("\n!!! cannot start {}: {e}\n!!! its column is skipped.\n", p.title());
+                            results.unavailable.insert(p, e);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let _ = tokio::task::spawn_blocking(move || drop(scratch)).await;
+        phase_results.push(("dimse", phase.elapsed()));
+    }
+
+    let cfind = tools.is_some();
+    if !args.skip_qido || cfind {
         let small = match tokio::task::spawn_blocking({
             let cache = cache.clone();
             let n = args.studies;
@@ -235,13 +334,40 @@ async fn run(args: Args) -> std::process::ExitCode {
             }
         };
         ctx.name_matches = small.patients.iter().filter(|(_, n)| name_matches(n, NAME_QUERY)).count();
+        let dates = if cfind {
+            match tokio::task::spawn_blocking({
+                let small = small.clone();
+                move || data::study_dates(&small)
+            })
+            .await
+            .expect("dates")
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("yunying-bench: cannot read the small studies' dates: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let date_range = month_range(&dates);
+        ctx.date_matches = dates.iter().filter(|d| in_range(d, &date_range)).count();
+        ctx.date_range = date_range.clone();
         let phase = Instant::now();
         for &p in &products {
             if results.unavailable.contains_key(&p) {
                 continue;
             }
             if p == Product::Orthanc && !args.orthanc_qido {
-                for m in [Metric::Load, Metric::QidoPatientId, Metric::QidoLimit, Metric::QidoName] {
+                let mut skipped = vec![Metric::Load];
+                if !args.skip_qido {
+                    skipped.extend([Metric::QidoPatientId, Metric::QidoLimit, Metric::QidoName]);
+                }
+                if cfind {
+                    skipped.extend([Metric::FindPatientId, Metric::FindName, Metric::FindDate]);
+                }
+                for m in skipped {
                     results.not_run.insert((m, p), "(--orthanc-qido)".into());
                 }
                 continue;
@@ -249,7 +375,8 @@ async fn run(args: Args) -> std::process::ExitCode {
             eprintln!("[catalog] {}", p.title());
             match Server::start(p, &launch).await {
                 Ok(mut s) => {
-                    catalog_run(&mut s, &small, &mut results).await;
+                    let what = CatalogQueries { qido: !args.skip_qido, cfind, date_range: &date_range, dates: &dates };
+                    catalog_run(&mut s, &launch, &small, &what, &mut results).await;
                     s.stop().await;
                 }
                 Err(e) => {
@@ -301,6 +428,8 @@ async fn run(args: Args) -> std::process::ExitCode {
             "wado_reps": WADO_REPS, "metadata_reps": METADATA_REPS, "qido_series_reps": QIDO_SERIES_REPS,
             "frames_reps": FRAMES_REPS, "frame_connections": FRAME_CONNECTIONS, "qido_requests": QIDO_REQUESTS,
             "load_batch": LOAD_BATCH, "name_query": NAME_QUERY, "name_matches": ctx.name_matches,
+            "dimse": tools.is_some(), "store_associations": STORE_ASSOCIATIONS, "move_reps": MOVE_REPS,
+            "get_reps": GET_REPS, "date_range": ctx.date_range, "date_matches": ctx.date_matches,
         });
         j["failures"] = serde_json::json!(failures);
         j["elapsed_s"] = serde_json::json!(elapsed.as_secs_f64());
@@ -449,9 +578,24 @@ fn name_matches(name: &str, query: &str) -> bool {
     name.split('=').any(|g| g.to_lowercase().starts_with(&prefix))
 }
 
+/// What the catalog phase measures.
+struct CatalogQueries<'a> {
+    qido: bool,
+    cfind: bool,
+    /// The C-FIND StudyDate range, and each study's date.
+    date_range: &'a str,
+    dates: &'a [String],
+}
+
 /// The catalog phase on a fresh server: load the small studies, then time
-/// each query.
-async fn catalog_run(s: &mut Server, small: &SmallStudies, r: &mut Results) {
+/// each query (QIDO over HTTP, C-FIND over DIMSE).
+async fn catalog_run(
+    s: &mut Server,
+    launch: &Launch,
+    small: &SmallStudies,
+    what: &CatalogQueries<'_>,
+    r: &mut Results,
+) {
     let p = s.product;
     let client = measure::client();
     let n = small.files.len();
@@ -472,6 +616,12 @@ async fn catalog_run(s: &mut Server, small: &SmallStudies, r: &mut Results) {
     let pid = small.patients.get(i).map(|(id, _)| id.clone()).unwrap_or_else(|| data::patient_id(0));
     let expected_pid = small.patients.iter().filter(|(id, _)| *id == pid).count();
     let name_expected = small.patients.iter().filter(|(_, nm)| name_matches(nm, NAME_QUERY)).count();
+    if what.cfind {
+        cfind_run(s, launch, small, &pid, what, r).await;
+    }
+    if !what.qido {
+        return;
+    }
     let queries = [
         (Metric::QidoPatientId, format!("{}/studies?PatientID={pid}", s.dicomweb), expected_pid),
         (Metric::QidoLimit, format!("{}/studies?limit=100", s.dicomweb), 100.min(n)),
@@ -509,6 +659,234 @@ async fn catalog_run(s: &mut Server, small: &SmallStudies, r: &mut Results) {
             }
             Err(e) => r.error(m, p, e),
         }
+    }
+}
+
+/// The study-level C-FIND queries on one association to the loaded server.
+async fn cfind_run(
+    s: &mut Server,
+    launch: &Launch,
+    small: &SmallStudies,
+    pid: &str,
+    what: &CatalogQueries<'_>,
+    r: &mut Results,
+) {
+    let p = s.product;
+    let metrics = [Metric::FindPatientId, Metric::FindName, Metric::FindDate];
+    let fail = |r: &mut Results, e: String| {
+        for m in metrics {
+            r.error(m, p, e.clone());
+        }
+    };
+    let Some((addr, ae)) = s.dicom.clone() else {
+        return fail(r, "the server has no DICOM listener".into());
+    };
+    if let Err(e) = s.register_peers(launch).await {
+        return fail(r, e);
+    }
+    let expected_pid = small.patients.iter().filter(|(id, _)| id == pid).count();
+    let expected_name = small.patients.iter().filter(|(_, nm)| name_matches(nm, NAME_QUERY)).count();
+    let expected_date = what.dates.iter().filter(|d| in_range(d, what.date_range)).count();
+    let keys = |tag: &str, vr: &str, v: &str| {
+        let mut m = serde_json::Map::new();
+        m.insert(tag.into(), serde_json::json!({"vr": vr, "Value": [v]}));
+        m
+    };
+    let queries = [
+        dimse::FindQuery {
+            name: "PatientID",
+            keys: keys("00100020", "LO", pid),
+            expected: expected_pid,
+            each_contains: Some(pid.to_string()),
+        },
+        dimse::FindQuery {
+            name: "PatientName",
+            keys: keys("00100010", "PN", NAME_QUERY),
+            expected: expected_name,
+            each_contains: None,
+        },
+        dimse::FindQuery {
+            name: "StudyDate",
+            keys: keys("00080020", "DA", what.date_range),
+            expected: expected_date,
+            each_contains: None,
+        },
+    ];
+    // The SCU runs on a thread of its own with a single-threaded runtime, so
+    // that its reader task and the query loop share one thread: on the
+    // multi-threaded runtime every response PDU would cost a cross-thread
+    // wake-up in the client, which is the bench's time, not the server's.
+    let (queries, results) = tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let results = rt.block_on(dimse::find(
+            &addr,
+            &ae,
+            &queries,
+            QIDO_WARMUP,
+            QIDO_REQUESTS,
+            QIDO_MIN_REQUESTS,
+            QIDO_TIME_CAP,
+        ));
+        (queries, results)
+    })
+    .await
+    .expect("C-FIND client");
+    for ((m, q), res) in metrics.into_iter().zip(&queries).zip(results) {
+        match res {
+            Ok(samples) => {
+                let v = |x| report::percentile(&samples, x).unwrap_or(f64::NAN);
+                eprintln!("   {}: p50 {:.2} ms, p95 {:.2} ms ({} matches)", m.key(), v(50.0), v(95.0), q.expected);
+                r.entry(m, p).samples = samples;
+            }
+            Err(e) => r.error(m, p, e),
+        }
+    }
+}
+
+/// The DIMSE measurements on a fresh server: `storescu` of the series over
+/// `associations` association(s); after a single association, also the
+/// C-MOVE and C-GET of the series.
+#[allow(clippy::too_many_arguments)]
+async fn dimse_run(
+    s: &mut Server,
+    launch: &Launch,
+    tools: &dimse::Tools,
+    ct: &CtSeries,
+    associations: usize,
+    scratch: &std::path::Path,
+    dest_port: u16,
+    r: &mut Results,
+) {
+    let p = s.product;
+    let n = ct.files.len();
+    let store_metric = if associations == 1 { Metric::DimseStore1 } else { Metric::DimseStore4 };
+    let Some((addr, ae)) = s.dicom.clone() else {
+        return r.error(store_metric, p, "the server has no DICOM listener".into());
+    };
+    if let Err(e) = s.register_peers(launch).await {
+        return r.error(store_metric, p, e);
+    }
+    let logs = scratch.join("logs");
+    let _ = std::fs::create_dir_all(&logs);
+
+    // C-STORE of the series.
+    let cpu_before = s.cpu_seconds();
+    match dimse::storescu(tools, &addr, &ae, &ct.files, associations, &logs).await {
+        Ok(d) => {
+            let rate = n as f64 / d.as_secs_f64();
+            let cpu = s.cpu_seconds().zip(cpu_before).map(|(a, b)| a - b);
+            eprintln!(
+                "   storescu x{associations}: {n} instances in {:.2} s = {rate:.0}/s; server CPU {:.2} s",
+                d.as_secs_f64(),
+                cpu.unwrap_or(f64::NAN)
+            );
+            r.push(store_metric, p, rate);
+            if associations == 1 {
+                if let Some(cpu) = cpu {
+                    r.push(Metric::DimseStoreCpu, p, cpu);
+                }
+                if let Some(kib) = s.peak_rss_kib() {
+                    let mb = kib as f64 * 1024.0 / 1e6;
+                    eprintln!("   peak RSS (VmHWM): {mb:.0} MB");
+                    r.push(Metric::DimseStoreRss, p, mb);
+                }
+            }
+        }
+        Err(e) => return r.error(store_metric, p, e),
+    }
+    // Everything must be there (QIDO over HTTP, untimed).
+    let client = measure::client();
+    let url = format!("{}/studies/{}/series/{}/instances", s.dicomweb, ct.study_uid, ct.series_uid);
+    match measure::get_json_array(&client, &url).await {
+        Ok((_, items)) if items.len() == n => {}
+        Ok((_, items)) => {
+            return r.error(
+                store_metric,
+                p,
+                format!("after storescu the series has {} instances, not {n}", items.len()),
+            );
+        }
+        Err(e) => return r.error(store_metric, p, format!("after storescu: {e}")),
+    }
+    if associations != 1 {
+        return;
+    }
+
+    // The series, as stored, is what C-MOVE and C-GET must bring back
+    // (their files have their own meta header: allow 1% less).
+    let total = ct.total_bytes();
+    let min_bytes = total - total / 100;
+    let mb_per_s = |d: Duration| total as f64 / 1e6 / d.as_secs_f64();
+    let what = dimse::Retrieval {
+        tools,
+        addr: &addr,
+        ae: &ae,
+        study: &ct.study_uid,
+        series: &ct.series_uid,
+        n,
+        min_bytes,
+        logs: &logs,
+    };
+
+    // C-MOVE to a local storescp.
+    let moves = async {
+        let mut scp = dimse::StoreScp::start(tools, dest_port, &scratch.join("move"), &logs).await?;
+        let mut v = Vec::new();
+        for _ in 0..MOVE_REPS {
+            let cpu0 = s.cpu_seconds();
+            let d = dimse::movescu(&what, &mut scp).await?;
+            let cpu = s.cpu_seconds().zip(cpu0).map(|(a, b)| a - b).unwrap_or(f64::NAN);
+            eprintln!("   C-MOVE: {:.2} s = {:.0} MB/s; server CPU {cpu:.2} s", d.as_secs_f64(), mb_per_s(d));
+            v.push(mb_per_s(d));
+        }
+        drop(scp);
+        dimse::clear(&scratch.join("move")).await;
+        Ok(v)
+    };
+    record_reps(r, Metric::CMove, p, moves.await, "C-MOVE", "MB/s");
+
+    // C-GET with getscu.
+    let gets = async {
+        let dir = scratch.join("get");
+        let mut v = Vec::new();
+        for _ in 0..GET_REPS {
+            let cpu0 = s.cpu_seconds();
+            let d = dimse::getscu(&what, &dir).await?;
+            let cpu = s.cpu_seconds().zip(cpu0).map(|(a, b)| a - b).unwrap_or(f64::NAN);
+            eprintln!("   C-GET: {:.2} s = {:.0} MB/s; server CPU {cpu:.2} s", d.as_secs_f64(), mb_per_s(d));
+            v.push(mb_per_s(d));
+        }
+        dimse::clear(&dir).await;
+        Ok(v)
+    };
+    record_reps(r, Metric::CGet, p, gets.await, "C-GET", "MB/s");
+}
+
+/// The calendar month of the median date, as a DICOM date range
+/// (`20230301-20230331`); "" when there are no dates.
+fn month_range(dates: &[String]) -> String {
+    let mut v: Vec<&String> = dates.iter().filter(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit())).collect();
+    if v.is_empty() {
+        return String::new();
+    }
+    v.sort();
+    let mid = v[v.len() / 2];
+    let (y, m): (u32, u32) = (mid[..4].parse().unwrap_or(2000), mid[4..6].parse().unwrap_or(1));
+    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+    let last = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    format!("{y:04}{m:02}01-{y:04}{m:02}{last:02}")
+}
+
+/// Whether a DA value falls in an inclusive `lo-hi` range.
+fn in_range(date: &str, range: &str) -> bool {
+    match range.split_once('-') {
+        Some((lo, hi)) => !date.is_empty() && date >= lo && date <= hi,
+        None => false,
     }
 }
 
@@ -561,6 +939,15 @@ fn utc_now() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn month() {
+        let d = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(super::month_range(&d(&["20240210", "20230415", "20250101"])), "20240201-20240229");
+        assert_eq!(super::month_range(&d(&["20230415"])), "20230401-20230430");
+        assert!(super::in_range("20230430", "20230401-20230430"));
+        assert!(!super::in_range("20230501", "20230401-20230430"));
+    }
+
     #[test]
     fn wildcard() {
         assert!(super::name_matches("Zhang^Weiwei=张^伟伟", "Zhang*"));

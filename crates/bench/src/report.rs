@@ -20,6 +20,15 @@ pub enum Metric {
     QidoPatientId,
     QidoLimit,
     QidoName,
+    DimseStore1,
+    DimseStoreRss,
+    DimseStoreCpu,
+    DimseStore4,
+    FindPatientId,
+    FindName,
+    FindDate,
+    CMove,
+    CGet,
 }
 
 /// What the labels say about the data.
@@ -30,10 +39,15 @@ pub struct Context {
     pub studies: usize,
     pub name_query: String,
     pub name_matches: usize,
+    /// The C-FIND StudyDate range and its number of studies.
+    pub date_range: String,
+    pub date_matches: usize,
+    /// `storescu` processes of the parallel C-STORE.
+    pub store_associations: usize,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 20] = [
         Metric::StowRate,
         Metric::StowRss,
         Metric::StowCpu,
@@ -45,6 +59,15 @@ impl Metric {
         Metric::QidoPatientId,
         Metric::QidoLimit,
         Metric::QidoName,
+        Metric::DimseStore1,
+        Metric::DimseStoreRss,
+        Metric::DimseStoreCpu,
+        Metric::DimseStore4,
+        Metric::CMove,
+        Metric::CGet,
+        Metric::FindPatientId,
+        Metric::FindName,
+        Metric::FindDate,
     ];
 
     pub fn key(self) -> &'static str {
@@ -60,6 +83,15 @@ impl Metric {
             Metric::QidoPatientId => "qido_patient_id_ms",
             Metric::QidoLimit => "qido_limit_100_ms",
             Metric::QidoName => "qido_patient_name_wildcard_ms",
+            Metric::DimseStore1 => "storescu_1_association_instances_per_s",
+            Metric::DimseStoreRss => "storescu_peak_rss_mb",
+            Metric::DimseStoreCpu => "storescu_server_cpu_s",
+            Metric::DimseStore4 => "storescu_parallel_associations_instances_per_s",
+            Metric::FindPatientId => "cfind_study_patient_id_ms",
+            Metric::FindName => "cfind_study_patient_name_wildcard_ms",
+            Metric::FindDate => "cfind_study_date_range_ms",
+            Metric::CMove => "cmove_series_mb_per_s",
+            Metric::CGet => "cget_series_mb_per_s",
         }
     }
 
@@ -82,22 +114,48 @@ impl Metric {
             Metric::QidoName => {
                 format!("QIDO /studies?PatientName={} ({k}, {} hits) p50/p95", c.name_query, c.name_matches)
             }
+            Metric::DimseStore1 => {
+                format!("C-STORE storescu {n} images ({:.0} MB), 1 association", c.series_bytes as f64 / 1e6)
+            }
+            Metric::DimseStoreRss => "peak RSS of the server, C-STORE ingest".into(),
+            Metric::DimseStoreCpu => "server process CPU time during the storescu".into(),
+            Metric::DimseStore4 => {
+                let a = c.store_associations;
+                format!("C-STORE {a} storescu in parallel, {a} assoc. x {}", n.div_ceil(a.max(1)))
+            }
+            Metric::FindPatientId => format!("C-FIND study PatientID= ({k} studies, 1 hit) p50/p95"),
+            Metric::FindName => {
+                format!("C-FIND study PatientName={} ({k}, {} hits) p50/p95", c.name_query, c.name_matches)
+            }
+            Metric::FindDate => {
+                format!("C-FIND study StudyDate={} ({k}, {} hits) p50/p95", c.date_range, c.date_matches)
+            }
+            Metric::CMove => format!("C-MOVE series to storescp (movescu), {n} images"),
+            Metric::CGet => format!("C-GET series (getscu), {n} images"),
         }
     }
 
     pub fn unit(self) -> &'static str {
         match self {
-            Metric::StowRate | Metric::Load => "instances/s",
-            Metric::StowRss => "MB",
-            Metric::WadoSeries => "MB/s",
-            Metric::Frames | Metric::StowCpu => "s",
+            Metric::StowRate | Metric::Load | Metric::DimseStore1 | Metric::DimseStore4 => "instances/s",
+            Metric::StowRss | Metric::DimseStoreRss => "MB",
+            Metric::WadoSeries | Metric::CMove | Metric::CGet => "MB/s",
+            Metric::Frames | Metric::StowCpu | Metric::DimseStoreCpu => "s",
             _ => "ms",
         }
     }
 
     /// Figures from a distribution of single requests (p50 and p95).
     pub fn is_percentile(self) -> bool {
-        matches!(self, Metric::QidoPatientId | Metric::QidoLimit | Metric::QidoName)
+        matches!(
+            self,
+            Metric::QidoPatientId
+                | Metric::QidoLimit
+                | Metric::QidoName
+                | Metric::FindPatientId
+                | Metric::FindName
+                | Metric::FindDate
+        )
     }
 
     pub fn budget(self) -> &'static str {
@@ -112,6 +170,11 @@ impl Metric {
             Metric::QidoPatientId => "p50 < 2 ms",
             Metric::QidoLimit => "p50 < 20 ms",
             Metric::QidoName => "p50 < 10 ms",
+            Metric::DimseStore1 => ">= 300/s and >= 2x Orthanc",
+            Metric::DimseStore4 => ">= 400/s and >= 2x Orthanc",
+            Metric::DimseStoreRss | Metric::DimseStoreCpu => "-",
+            Metric::FindPatientId | Metric::FindName | Metric::FindDate => "p50 < 10 ms",
+            Metric::CMove | Metric::CGet => ">= 2x Orthanc",
         }
     }
 
@@ -127,21 +190,34 @@ impl Metric {
             Metric::QidoPatientId => v < 2.0,
             Metric::QidoLimit => v < 20.0,
             Metric::QidoName => v < 10.0,
+            Metric::DimseStore1 => v >= 300.0 && orthanc.is_none_or(|o| v >= 2.0 * o),
+            Metric::DimseStore4 => v >= 400.0 && orthanc.is_none_or(|o| v >= 2.0 * o),
+            Metric::DimseStoreRss | Metric::DimseStoreCpu => return None,
+            Metric::FindPatientId | Metric::FindName | Metric::FindDate => v < 10.0,
+            Metric::CMove | Metric::CGet => orthanc.is_none_or(|o| v >= 2.0 * o),
         })
     }
 
     /// Whether the budget compares with Orthanc.
     fn compares_with_orthanc(self) -> bool {
-        matches!(self, Metric::StowRate | Metric::WadoSeries)
+        matches!(
+            self,
+            Metric::StowRate
+                | Metric::WadoSeries
+                | Metric::DimseStore1
+                | Metric::DimseStore4
+                | Metric::CMove
+                | Metric::CGet
+        )
     }
 
     pub fn fmt(self, v: f64) -> String {
         match self {
-            Metric::StowRate | Metric::Load => format!("{v:.0}/s"),
-            Metric::StowRss => format!("{v:.0} MB"),
-            Metric::WadoSeries => format!("{v:.0} MB/s"),
+            Metric::StowRate | Metric::Load | Metric::DimseStore1 | Metric::DimseStore4 => format!("{v:.0}/s"),
+            Metric::StowRss | Metric::DimseStoreRss => format!("{v:.0} MB"),
+            Metric::WadoSeries | Metric::CMove | Metric::CGet => format!("{v:.0} MB/s"),
             Metric::Frames => format!("{v:.3} s"),
-            Metric::StowCpu => format!("{v:.2} s"),
+            Metric::StowCpu | Metric::DimseStoreCpu => format!("{v:.2} s"),
             _ if v < 10.0 => format!("{v:.2} ms"),
             _ => format!("{v:.1} ms"),
         }
@@ -149,9 +225,17 @@ impl Metric {
 
     fn fmt_bare(self, v: f64) -> String {
         match self {
-            Metric::StowRate | Metric::Load | Metric::StowRss | Metric::WadoSeries => format!("{v:.0}"),
+            Metric::StowRate
+            | Metric::Load
+            | Metric::StowRss
+            | Metric::WadoSeries
+            | Metric::DimseStore1
+            | Metric::DimseStore4
+            | Metric::DimseStoreRss
+            | Metric::CMove
+            | Metric::CGet => format!("{v:.0}"),
             Metric::Frames => format!("{v:.3}"),
-            Metric::StowCpu => format!("{v:.2}"),
+            Metric::StowCpu | Metric::DimseStoreCpu => format!("{v:.2}"),
             _ if v < 10.0 => format!("{v:.2}"),
             _ => format!("{v:.1}"),
         }
@@ -231,7 +315,7 @@ impl Results {
         self.entries.get(&(m, p)).and_then(|e| e.value(m))
     }
 
-    fn cell(&self, m: Metric, p: Product) -> String {
+    fn cell(&self, m: Metric, p: Product, c: &Context) -> String {
         if self.unavailable.contains_key(&p) {
             return "unavailable".into();
         }
@@ -248,6 +332,10 @@ impl Results {
             return format!("{} / {}", m.fmt_bare(v), m.fmt(p95));
         }
         let mut s = m.fmt(v);
+        if matches!(m, Metric::CMove | Metric::CGet) && v > 0.0 && c.series_bytes > 0 {
+            // The time of the transfer, from the rate and the series' bytes.
+            s.push_str(&format!(", {:.2} s", c.series_bytes as f64 / 1e6 / v));
+        }
         if p.is_yunying()
             && m.compares_with_orthanc()
             && let Some(o) = self.value(m, Product::Orthanc)
@@ -301,7 +389,7 @@ impl Results {
                 continue;
             }
             let mut row = vec![m.label(c)];
-            row.extend(self.products.iter().map(|&p| self.cell(m, p)));
+            row.extend(self.products.iter().map(|&p| self.cell(m, p, c)));
             row.push(m.budget().to_string());
             row.push(self.verdict(m).0);
             rows.push(row);

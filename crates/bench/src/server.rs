@@ -53,6 +53,20 @@ pub struct Launch {
     pub orthanc_plugin: PathBuf,
     /// Parent of the fresh data directories (must be on real storage, not tmpfs).
     pub work_root: PathBuf,
+    /// The DICOM peers the servers know (Orthanc's `DicomModalities`; for
+    /// Yunying, registered with `yunying ae add` by [`Server::register_peers`]).
+    pub peers: Vec<Peer>,
+}
+
+/// A remote DICOM AE declared to the servers: the bench's SCUs (calling AE)
+/// and the local `storescp` that C-MOVE sends to.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub ae_title: String,
+    /// Where it listens on 127.0.0.1 (a C-MOVE destination must have one).
+    pub port: u16,
+    /// `yunying ae add --allow` words.
+    pub allow: &'static str,
 }
 
 /// A running server.
@@ -64,11 +78,15 @@ pub struct Server {
     /// The DICOMweb root, `http://127.0.0.1:PORT/dicom-web`.
     pub dicomweb: String,
     pub log: PathBuf,
+    /// The DICOM listener, `127.0.0.1:PORT`, and the AE title it answers to.
+    pub dicom: Option<(String, String)>,
+    /// The server's data directory (Yunying) or storage directory (Orthanc).
+    pub data_dir: PathBuf,
     dir: Option<tempfile::TempDir>,
     pg_url: Option<String>,
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -109,6 +127,8 @@ impl Server {
             base: String::new(),
             dicomweb: String::new(),
             log: log.clone(),
+            dicom: None,
+            data_dir: dir.path().join(if product.is_yunying() { "data" } else { "db" }),
             dir: None,
             pg_url: None,
         };
@@ -140,14 +160,23 @@ impl Server {
 
     async fn start_yunying(&mut self, launch: &Launch, dir: &Path, pg: Option<String>) -> Result<(), String> {
         let mut cmd = Command::new(&launch.yunying);
-        cmd.arg("serve").arg("--http").arg("127.0.0.1:0").arg("--data").arg(dir.join("data"));
+        // The DICOM listener on a free port (its default, 11112, may be taken).
+        cmd.arg("serve").arg("--http").arg("127.0.0.1:0").arg("--dicom").arg("127.0.0.1:0");
+        cmd.arg("--data").arg(dir.join("data"));
         if let Some(url) = &pg {
             cmd.arg("--catalog-url").arg(url);
         }
-        for v in ["YUNYING_CONFIG", "YUNYING_DATA", "YUNYING_HTTP", "YUNYING_CATALOG_URL", "YUNYING_PUBLIC_URL"] {
+        for v in [
+            "YUNYING_CONFIG",
+            "YUNYING_DATA",
+            "YUNYING_HTTP",
+            "YUNYING_DICOM",
+            "YUNYING_CATALOG_URL",
+            "YUNYING_PUBLIC_URL",
+        ] {
             cmd.env_remove(v);
         }
-        cmd.env("YUNYING_LOG", "warn");
+        cmd.env("YUNYING_LOG", std::env::var("YUNYING_BENCH_LOG").unwrap_or_else(|_| "warn".into()));
         let log = std::fs::File::create(&self.log).map_err(|e| e.to_string())?;
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
         let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", launch.yunying.display()))?;
@@ -158,14 +187,21 @@ impl Server {
             // Keeps reading so that the server never blocks on a full pipe.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("yunying: listening on ") {
-                    let _ = tx.send(addr.trim().to_string());
+                    let _ = tx.send((false, addr.trim().to_string()));
+                } else if let Some(rest) = line.strip_prefix("yunying: dicom listening on ") {
+                    // "ADDR as AE"
+                    let _ = tx.send((true, rest.trim().to_string()));
                 }
             }
         });
         let started = Instant::now();
         let base = loop {
             match rx.try_recv() {
-                Ok(a) => break a,
+                Ok((false, a)) => break a,
+                Ok((true, a)) => {
+                    let (addr, ae) = a.split_once(" as ").unwrap_or((a.as_str(), "YUNYING"));
+                    self.dicom = Some((addr.trim().to_string(), ae.trim().to_string()));
+                }
                 Err(std::sync::mpsc::TryRecvError::Empty) => {}
                 Err(_) => return Err(self.exit_message("yunying closed its output without a listening address")),
             }
@@ -177,7 +213,51 @@ impl Server {
         };
         self.base = base.trim_end_matches('/').to_string();
         self.dicomweb = format!("{}/dicom-web", self.base);
-        self.wait_ready(&format!("{}/healthz", self.base), "yunying").await
+        self.wait_ready(&format!("{}/healthz", self.base), "yunying").await?;
+        // The DICOM line is printed before the HTTP one.
+        while let Ok((dicom, a)) = rx.try_recv() {
+            if dicom {
+                let (addr, ae) = a.split_once(" as ").unwrap_or((a.as_str(), "YUNYING"));
+                self.dicom = Some((addr.trim().to_string(), ae.trim().to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers the bench's DICOM peers with a running Yunying
+    /// (`yunying ae add ... --institution DEFAULT`); nothing for Orthanc,
+    /// whose `DicomModalities` already list them.
+    pub async fn register_peers(&self, launch: &Launch) -> Result<(), String> {
+        if !self.product.is_yunying() {
+            return Ok(());
+        }
+        for peer in &launch.peers {
+            let mut cmd = Command::new(&launch.yunying);
+            cmd.arg("ae").arg("add").arg(&peer.ae_title).arg("--institution").arg("DEFAULT");
+            cmd.arg("--allow").arg(peer.allow).arg("--host").arg("127.0.0.1").arg("--port").arg(peer.port.to_string());
+            cmd.arg("--data").arg(&self.data_dir);
+            if let Some(url) = &self.pg_url {
+                cmd.arg("--catalog-url").arg(url);
+            }
+            for v in ["YUNYING_CONFIG", "YUNYING_DATA", "YUNYING_CATALOG_URL"] {
+                cmd.env_remove(v);
+            }
+            cmd.env("YUNYING_LOG", "warn");
+            let out = tokio::task::spawn_blocking(move || cmd.output())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("cannot run yunying ae add: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "yunying ae add {} failed ({}): {}{}",
+                    peer.ae_title,
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn start_orthanc(&mut self, launch: &Launch, dir: &Path) -> Result<(), String> {
@@ -195,6 +275,12 @@ impl Server {
         std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
         // The configuration of shared/notes/orthanc-reference.md: durable
         // writes, no compression, TCP_NODELAY, the DICOMweb plugin.
+        // The bench's peers: the SCUs' calling AE and the C-MOVE destination.
+        let modalities: serde_json::Map<String, serde_json::Value> = launch
+            .peers
+            .iter()
+            .map(|p| (p.ae_title.to_lowercase(), serde_json::json!([p.ae_title, "127.0.0.1", p.port])))
+            .collect();
         let config = serde_json::json!({
             "Name": "Reference",
             "StorageDirectory": db, "IndexDirectory": db, "TemporaryDirectory": tmp,
@@ -203,7 +289,7 @@ impl Server {
             "HttpPort": http, "DicomPort": dicom, "DicomAet": "ORTHANC", "DicomCheckCalledAet": false,
             "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
             "TcpNoDelay": true, "KeepAlive": true, "DicomThreadsCount": 4, "HttpThreadsCount": 50,
-            "DicomModalities": {},
+            "DicomModalities": modalities,
             "DicomWeb": { "Enable": true, "Root": "/dicom-web/", "StudiesMetadata": "Full", "SeriesMetadata": "Full" }
         });
         let cfg = dir.join("orthanc.json");
@@ -217,6 +303,7 @@ impl Server {
         self.child = Some(child);
         self.base = format!("http://127.0.0.1:{http}");
         self.dicomweb = format!("{}/dicom-web", self.base);
+        self.dicom = Some((format!("127.0.0.1:{dicom}"), "ORTHANC".into()));
         self.wait_ready(&format!("{}/system", self.base), "Orthanc").await?;
         // The plugin must be loaded, else there is no DICOMweb to measure.
         let plugins = client()
