@@ -87,8 +87,10 @@ impl Negotiated {
     }
 }
 
-/// One thing received from the peer.
+/// One thing received from the peer (PDVs dominate; the rare control PDU
+/// is not worth a box).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Item {
     Pdv(Pdv),
     Pdu(Pdu),
@@ -97,6 +99,7 @@ pub(crate) enum Item {
 
 /// What the peer asked for next.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// A DIMSE command; if it announces a data set, read it with
     /// [`Association::data_fragment`] or [`Association::read_data_set`].

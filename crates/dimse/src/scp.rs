@@ -190,8 +190,8 @@ impl<S: Services> Scp<S> {
                 // the return path of its C-GETs: retrieving is what it needs.
                 Some(Service::Storage)
                     if !self.services.allows(&peer_ctx, Service::Storage)
-                        && !(rq.user.roles.iter().any(|r| r.sop_class == pc.abstract_syntax && r.scp)
-                            && self.services.allows(&peer_ctx, Service::Get(QueryModel::StudyRoot))) =>
+                        && (!rq.user.roles.iter().any(|r| r.sop_class == pc.abstract_syntax && r.scp)
+                            || !self.services.allows(&peer_ctx, Service::Get(QueryModel::StudyRoot))) =>
                 {
                     (context_result::USER_REJECTION, None)
                 }

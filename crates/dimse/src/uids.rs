@@ -54,13 +54,7 @@ pub fn service_of(abstract_syntax: &str, unknown_is_storage: bool) -> Option<Ser
         STUDY_ROOT_GET => Service::Get(QueryModel::StudyRoot),
         STORAGE_COMMITMENT_PUSH => Service::StorageCommitment,
         other => match StandardSopClassDictionary.by_uid(other) {
-            Some(e) if e.r#type == UidType::SopClass => {
-                if is_storage_name(e.name) {
-                    Service::Storage
-                } else {
-                    return None;
-                }
-            }
+            Some(e) if e.r#type == UidType::SopClass && is_storage_name(e.name) => Service::Storage,
             Some(_) => return None,
             None if unknown_is_storage && yunying_util::uid::validate_lenient(other).is_ok() => Service::Storage,
             None => return None,
@@ -157,44 +151,6 @@ pub fn choose(service: Service, proposed: &[String]) -> Option<String> {
         .map(|(_, _, t)| t.clone())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn v(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn services() {
-        assert_eq!(service_of("1.2.840.10008.5.1.4.1.1.2", false), Some(Service::Storage));
-        assert_eq!(service_of("1.2.840.10008.5.1.4.1.1.104.1", false), Some(Service::Storage)); // PDF
-        assert_eq!(service_of(STORAGE_COMMITMENT_PUSH, false), Some(Service::StorageCommitment));
-        assert_eq!(service_of("1.2.840.10008.5.1.4.31", false), None); // worklist find: not (yet) served
-        assert_eq!(service_of("1.3.12.2.1107.5.9.1", true), Some(Service::Storage));
-        assert_eq!(service_of("1.3.12.2.1107.5.9.1", false), None);
-        assert_eq!(service_of("not a uid", true), None);
-    }
-
-    #[test]
-    fn policy_is_ours_not_the_requestors() {
-        let offered = v(&["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.80"]);
-        assert_eq!(choose(Service::Storage, &offered).as_deref(), Some("1.2.840.10008.1.2.4.80"));
-        let offered = v(&["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2"]);
-        assert_eq!(choose(Service::Storage, &offered).as_deref(), Some("1.2.840.10008.1.2"));
-        let offered = v(&["1.2.840.10008.1.2.4.50"]);
-        assert_eq!(choose(Service::Storage, &offered).as_deref(), Some("1.2.840.10008.1.2.4.50"));
-        assert_eq!(choose(Service::Storage, &v(&["1.2.3.4.5.6"])), None);
-        let offered = v(&["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]);
-        assert_eq!(choose(Service::Find(QueryModel::StudyRoot), &offered).as_deref(), Some("1.2.840.10008.1.2.1"));
-        assert_eq!(choose(Service::Verification, &v(&["1.2.840.10008.1.2.2"])), None);
-        // Sending (C-GET return path): native first.
-        let offered = v(&["1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]);
-        assert_eq!(choose_for_sending(&offered).as_deref(), Some("1.2.840.10008.1.2.1"));
-        assert_eq!(choose_for_sending(&v(&["1.2.840.10008.1.2.4.70"])).as_deref(), Some("1.2.840.10008.1.2.4.70"));
-    }
-}
-
 /// Storage SOP classes proposed when we cannot know in advance what a peer
 /// will send (C-GET from another PACS): the classes real departments
 /// produce, within the 127 contexts an association can carry besides the
@@ -270,4 +226,42 @@ pub fn receivable_transfer_syntaxes() -> Vec<&'static str> {
     let mut all: Vec<&'static str> = ts::KNOWN.iter().map(|t| t.uid).filter(|t| storage_rank(t).is_some()).collect();
     all.sort_by_key(|t| storage_rank(t).unwrap_or(usize::MAX));
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn services() {
+        assert_eq!(service_of("1.2.840.10008.5.1.4.1.1.2", false), Some(Service::Storage));
+        assert_eq!(service_of("1.2.840.10008.5.1.4.1.1.104.1", false), Some(Service::Storage)); // PDF
+        assert_eq!(service_of(STORAGE_COMMITMENT_PUSH, false), Some(Service::StorageCommitment));
+        assert_eq!(service_of("1.2.840.10008.5.1.4.31", false), None); // worklist find: not (yet) served
+        assert_eq!(service_of("1.3.12.2.1107.5.9.1", true), Some(Service::Storage));
+        assert_eq!(service_of("1.3.12.2.1107.5.9.1", false), None);
+        assert_eq!(service_of("not a uid", true), None);
+    }
+
+    #[test]
+    fn policy_is_ours_not_the_requestors() {
+        let offered = v(&["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.80"]);
+        assert_eq!(choose(Service::Storage, &offered).as_deref(), Some("1.2.840.10008.1.2.4.80"));
+        let offered = v(&["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2"]);
+        assert_eq!(choose(Service::Storage, &offered).as_deref(), Some("1.2.840.10008.1.2"));
+        let offered = v(&["1.2.840.10008.1.2.4.50"]);
+        assert_eq!(choose(Service::Storage, &offered).as_deref(), Some("1.2.840.10008.1.2.4.50"));
+        assert_eq!(choose(Service::Storage, &v(&["1.2.3.4.5.6"])), None);
+        let offered = v(&["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]);
+        assert_eq!(choose(Service::Find(QueryModel::StudyRoot), &offered).as_deref(), Some("1.2.840.10008.1.2.1"));
+        assert_eq!(choose(Service::Verification, &v(&["1.2.840.10008.1.2.2"])), None);
+        // Sending (C-GET return path): native first.
+        let offered = v(&["1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]);
+        assert_eq!(choose_for_sending(&offered).as_deref(), Some("1.2.840.10008.1.2.1"));
+        assert_eq!(choose_for_sending(&v(&["1.2.840.10008.1.2.4.70"])).as_deref(), Some("1.2.840.10008.1.2.4.70"));
+    }
 }
