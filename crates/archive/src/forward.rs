@@ -51,6 +51,8 @@ impl ForwardRule {
 const BATCH: u32 = 64;
 /// How long a claimed job is reserved for its worker.
 const LEASE_MS: i64 = 10 * 60 * 1000;
+/// How long a destination that failed is left alone before the next attempt.
+const DOWN_MS: i64 = 10 * 1000;
 
 impl Archive {
     /// The destinations the routing rules give for an instance.
@@ -130,12 +132,27 @@ impl Archive {
             let delay_s = (10i64 << attempts.clamp(0, 9)).min(3600);
             yunying_util::time::now_millis() + delay_s * 1000
         };
+        // A destination that just failed is left alone for a while: the jobs
+        // queued meanwhile wait for the same moment, without a connection
+        // attempt (or a log line) each.
+        let down = self.forward_down.lock().expect("forward state").get(destination).cloned();
+        if let Some((until, why)) = down
+            && until > yunying_util::time::now_millis()
+        {
+            tracing::debug!(destination, jobs = jobs.len(), "destination down: jobs wait");
+            for j in &jobs {
+                self.index.fail_forward_job(j.id, &why, Some(until)).await?;
+            }
+            return Ok(());
+        }
         let retry_all = |why: String, jobs: &[ForwardJob]| {
             let jobs = jobs.to_vec();
             async move {
                 tracing::warn!(destination, jobs = jobs.len(), reason = %why, "forwarding deferred");
+                let until = yunying_util::time::now_millis() + DOWN_MS;
+                self.forward_down.lock().expect("forward state").insert(destination.to_string(), (until, why.clone()));
                 for j in &jobs {
-                    self.index.fail_forward_job(j.id, &why, Some(retry_at(j.attempts))).await?;
+                    self.index.fail_forward_job(j.id, &why, Some(retry_at(j.attempts).max(until))).await?;
                 }
                 Ok::<(), yunying_index::IndexError>(())
             }
@@ -200,6 +217,7 @@ impl Archive {
             }
         }
         let _ = assoc.release().await;
+        self.forward_down.lock().expect("forward state").remove(destination);
         tracing::info!(destination, sent, refused, "forwarded");
         Ok(())
     }

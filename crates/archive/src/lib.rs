@@ -91,6 +91,9 @@ pub struct Archive {
     institutions_read: std::sync::Mutex<std::time::Instant>,
     /// Wakes the forwarding worker when jobs were queued.
     forward_wakeup: tokio::sync::Notify,
+    /// Forwarding destinations found unreachable: until when (unix ms) new
+    /// jobs for them wait without another attempt, and why.
+    forward_down: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
 }
 
 impl Archive {
@@ -124,6 +127,7 @@ impl Archive {
             institutions,
             institutions_read: std::sync::Mutex::new(std::time::Instant::now()),
             forward_wakeup: tokio::sync::Notify::new(),
+            forward_down: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         let recovered = archive.recover().await?;
         if recovered.finished + recovered.discarded > 0 {
