@@ -327,6 +327,7 @@ impl<S: Services> Scp<S> {
     }
 
     async fn store(&self, assoc: &mut Association, peer: &S::Peer, ctx: u8, command: &Command) -> Result<(), AssocError> {
+        let started = std::time::Instant::now();
         let ts = assoc.negotiated().context(ctx).map(|c| c.transfer_syntax.clone()).unwrap_or_default();
         let rq = StoreRequest {
             sop_class_uid: command.affected_sop_class_uid.clone().unwrap_or_default(),
@@ -345,7 +346,9 @@ impl<S: Services> Scp<S> {
         // next_event(), and a broken stream surfaces there as an error.
         let mut rsp = Command::response_to(command, field::C_STORE_RSP, outcome.status);
         rsp.error_comment = outcome.comment;
-        assoc.send(ctx, &rsp, None).await
+        assoc.send(ctx, &rsp, None).await?;
+        tracing::debug!(sop = %rq.sop_instance_uid, status = rsp.status, us = started.elapsed().as_micros() as u64, "C-STORE");
+        Ok(())
     }
 
     async fn find(
