@@ -70,6 +70,8 @@ pub struct PullSummary {
     pub studies_already_done: usize,
     pub studies_failed: Vec<(String, String)>,
     pub instances_stored: u64,
+    /// Instances the remote sent to the `--move-to` AE (C-MOVE sub-operations completed).
+    pub instances_moved: u64,
     pub instances_failed: u64,
     pub bytes: u64,
     pub seconds: f64,
@@ -83,6 +85,9 @@ impl std::fmt::Display for PullSummary {
         writeln!(f, "  done in an earlier run  {}", self.studies_already_done)?;
         writeln!(f, "  studies failed          {}", self.studies_failed.len())?;
         writeln!(f, "  instances stored        {}", self.instances_stored)?;
+        if self.instances_moved > 0 {
+            writeln!(f, "  instances moved         {} (to the --move-to AE)", self.instances_moved)?;
+        }
         writeln!(f, "  instances failed        {}", self.instances_failed)?;
         writeln!(
             f,
@@ -315,7 +320,9 @@ pub async fn run(archive: Arc<Archive>, o: PullOptions) -> Result<PullSummary, S
         bar.set_message(study.uid.clone());
         let result = match &o.move_to {
             None => pull_by_get(&o, &study.uid, sink.as_ref()).await,
-            Some(dest) => pull_by_move(&o, &study.uid, dest, &bar).await,
+            Some(dest) => pull_by_move(&o, &study.uid, dest, &bar).await.map(|moved| {
+                summary.instances_moved += moved;
+            }),
         };
         match result {
             Ok(()) => {
@@ -367,7 +374,8 @@ async fn pull_by_get(o: &PullOptions, study: &str, sink: &ArchiveSink) -> Result
     check_final("C-GET", &rsp)
 }
 
-async fn pull_by_move(o: &PullOptions, study: &str, dest: &str, bar: &ProgressBar) -> Result<(), String> {
+/// C-MOVEs a study to `dest`; returns how many instances were sent.
+async fn pull_by_move(o: &PullOptions, study: &str, dest: &str, bar: &ProgressBar) -> Result<u64, String> {
     let req = Requestor::new(&o.ae_title, &o.from.ae_title, &o.from.address);
     let mut a = associate(&req, &[Proposal::native(uids::STUDY_ROOT_MOVE)], &[])
         .await
@@ -383,7 +391,8 @@ async fn pull_by_move(o: &PullOptions, study: &str, dest: &str, bar: &ProgressBa
         .await
         .map_err(|e| e.to_string())?;
     let _ = a.release().await;
-    check_final("C-MOVE", &rsp)
+    check_final("C-MOVE", &rsp)?;
+    Ok(u64::from(rsp.completed.unwrap_or(0)) + u64::from(rsp.warning.unwrap_or(0)))
 }
 
 #[cfg(test)]
