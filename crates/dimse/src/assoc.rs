@@ -233,6 +233,11 @@ impl Association {
         &self.negotiated
     }
 
+    /// The transfer syntax of an accepted context.
+    pub fn context_transfer_syntax(&self, ctx: u8) -> Option<&str> {
+        self.negotiated.context(ctx).map(|c| c.transfer_syntax.as_str())
+    }
+
     /// A message ID for a request this side sends.
     pub fn next_message_id(&mut self) -> u16 {
         let id = self.next_message_id;

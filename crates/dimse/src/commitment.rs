@@ -167,7 +167,7 @@ pub(crate) async fn n_action<S: Services>(
     command: &Command,
     reports: &mut PendingReports,
 ) -> Result<(), AssocError> {
-    let ts = assoc.negotiated().context(ctx).map(|c| c.transfer_syntax.clone()).unwrap_or_default();
+    let ts = assoc.context_transfer_syntax(ctx).unwrap_or_default().to_string();
     let data = if command.has_data_set() { assoc.read_data_set(16 << 20).await? } else { Default::default() };
     let respond = |st: u16, comment: Option<String>| {
         let mut rsp = Command::response_to(command, field::N_ACTION_RSP, st);

@@ -189,7 +189,7 @@ async fn final_response(
     cancelled: bool,
     comment: Option<String>,
 ) -> Result<(), AssocError> {
-    let ts = assoc.negotiated().context(ctx).map(|c| c.transfer_syntax.clone()).unwrap_or_default();
+    let ts = assoc.context_transfer_syntax(ctx).unwrap_or_default().to_string();
     let mut rsp = Command::response_to(request, rsp_field, tally.final_status(cancelled));
     tally.counts(&mut rsp, cancelled);
     rsp.error_comment = comment;
@@ -215,7 +215,7 @@ pub(crate) async fn c_move<S: Services>(
     command: &Command,
     model: QueryModel,
 ) -> Result<(), AssocError> {
-    let ts = assoc.negotiated().context(ctx).map(|c| c.transfer_syntax.clone()).unwrap_or_default();
+    let ts = assoc.context_transfer_syntax(ctx).unwrap_or_default().to_string();
     let identifier = assoc.read_data_set(scp.config.max_identifier_bytes).await?;
     let rsp_field = field::C_MOVE_RSP;
     let message_id = command.message_id.unwrap_or(0);
@@ -312,7 +312,7 @@ pub(crate) async fn c_get<S: Services>(
     command: &Command,
     model: QueryModel,
 ) -> Result<(), AssocError> {
-    let ts = assoc.negotiated().context(ctx).map(|c| c.transfer_syntax.clone()).unwrap_or_default();
+    let ts = assoc.context_transfer_syntax(ctx).unwrap_or_default().to_string();
     let identifier = assoc.read_data_set(scp.config.max_identifier_bytes).await?;
     let rsp_field = field::C_GET_RSP;
     let message_id = command.message_id.unwrap_or(0);

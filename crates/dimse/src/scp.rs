@@ -328,7 +328,7 @@ impl<S: Services> Scp<S> {
 
     async fn store(&self, assoc: &mut Association, peer: &S::Peer, ctx: u8, command: &Command) -> Result<(), AssocError> {
         let started = std::time::Instant::now();
-        let ts = assoc.negotiated().context(ctx).map(|c| c.transfer_syntax.clone()).unwrap_or_default();
+        let ts = assoc.context_transfer_syntax(ctx).unwrap_or_default().to_string();
         let rq = StoreRequest {
             sop_class_uid: command.affected_sop_class_uid.clone().unwrap_or_default(),
             sop_instance_uid: command.affected_sop_instance_uid.clone().unwrap_or_default(),
@@ -359,7 +359,7 @@ impl<S: Services> Scp<S> {
         command: &Command,
         model: QueryModel,
     ) -> Result<(), AssocError> {
-        let ts = assoc.negotiated().context(ctx).map(|c| c.transfer_syntax.clone()).unwrap_or_default();
+        let ts = assoc.context_transfer_syntax(ctx).unwrap_or_default().to_string();
         let identifier = assoc.read_data_set(self.config.max_identifier_bytes).await?;
         let message_id = command.message_id.unwrap_or(0);
         let result = self.services.find(peer, model, identifier, &ts).await;

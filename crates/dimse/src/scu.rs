@@ -242,11 +242,6 @@ impl Association {
         }
     }
 
-    /// The transfer syntax of an accepted context.
-    pub fn context_transfer_syntax(&self, ctx: u8) -> Option<&str> {
-        self.negotiated().context(ctx).map(|c| c.transfer_syntax.as_str())
-    }
-
     /// C-MOVE to `destination`; `progress` sees each pending response.
     /// Returns the final response and its data set (failed SOP list).
     pub async fn c_move(
