@@ -1166,10 +1166,16 @@ async fn pull_from_another_yunying_by_c_move() {
         assert_eq!(st["00100010"]["Value"][0]["Ideographic"], ideographic(&p.patient_name));
         assert_eq!(st["00201208"]["Value"][0], p.instance_count());
     }
-    let (sop, path) = originals(&src).into_iter().next().unwrap();
-    let o = Obj::read(&path);
-    let stored = wado_instance(&b, &o.ascii(0x0020, 0x000D).unwrap(), &o.ascii(0x0020, 0x000E).unwrap(), &sop).await;
-    assert!(data_set(&stored) == data_set(&std::fs::read(&path).unwrap()));
+    // What B holds is byte for byte what A held (storescu itself may have
+    // re-encoded the originals on the way to A: it rewrites sequences of
+    // undefined length with explicit lengths when it converts).
+    for (sop, path) in originals(&src) {
+        let o = Obj::read(&path);
+        let (study, series) = (o.ascii(0x0020, 0x000D).unwrap(), o.ascii(0x0020, 0x000E).unwrap());
+        let in_b = wado_instance(&b, &study, &series, &sop).await;
+        let in_a = wado_instance(&a, &study, &series, &sop).await;
+        assert!(data_set(&in_b) == data_set(&in_a), "{sop} differs between A and B");
+    }
 }
 
 /// One natively stored CT slice on a fresh server; returns the server, the
