@@ -51,7 +51,7 @@ use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
 
-use crate::parse::{ParseOptions, TagDisplay, implicit_vr};
+use crate::parse::{ParseError, ParseOptions, TagDisplay, implicit_vr};
 use crate::ts::{self, Encoding};
 use crate::write::{deflate, header, long_length, put_tag, put_u32, swap_for};
 
@@ -67,24 +67,9 @@ const UNDEFINED: u32 = 0xFFFF_FFFF;
 pub enum ReencodeError {
     #[error("unsupported conversion: {0}")]
     Unsupported(String),
-    #[error("data set ends early: needed {needed} more bytes at offset {offset}")]
-    Truncated { offset: u64, needed: u64 },
-    #[error("element {tag} declares {declared} bytes at offset {offset} but only {available} remain")]
-    LengthExceedsInput { tag: TagDisplay, declared: u64, available: u64, offset: u64 },
-    #[error("element {tag} at offset {offset} has an undefined length, which its VR {vr} does not allow")]
-    UndefinedLength { tag: TagDisplay, vr: &'static str, offset: u64 },
-    #[error("element {tag} at offset {offset} has an invalid VR {bytes:?}")]
-    BadVr { tag: TagDisplay, bytes: [u8; 2], offset: u64 },
-    #[error("expected a sequence item at offset {offset}, found {tag}")]
-    ExpectedItem { tag: TagDisplay, offset: u64 },
-    #[error("sequences nest deeper than {0} levels")]
-    TooDeep(u32),
-    #[error("more than {0} data elements")]
-    TooManyElements(usize),
-    #[error("the deflated data set inflates beyond {0} bytes")]
-    InflateTooLarge(u64),
-    #[error("the deflated data set cannot be inflated: {0}")]
-    Inflate(String),
+    /// The input is not a well-formed data set (the parser's own reasons).
+    #[error(transparent)]
+    Malformed(#[from] ParseError),
     #[error("converted {tag} is longer than a 32-bit length holds")]
     TooLong { tag: TagDisplay },
 }
@@ -158,12 +143,12 @@ fn inflate(bytes: &[u8], cap: u64) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = [0u8; 64 * 1024];
     loop {
-        let n = dec.read(&mut buf).map_err(|e| ReencodeError::Inflate(e.to_string()))?;
+        let n = dec.read(&mut buf).map_err(|e| ReencodeError::Malformed(ParseError::Inflate(e.to_string())))?;
         if n == 0 {
             return Ok(out);
         }
         if out.len() as u64 + n as u64 > cap {
-            return Err(ReencodeError::InflateTooLarge(cap));
+            return Err(ReencodeError::Malformed(ParseError::InflateTooLarge(cap)));
         }
         out.extend_from_slice(&buf[..n]);
     }
@@ -193,7 +178,10 @@ impl<'a> Walker<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let available = self.limit.saturating_sub(self.pos);
         if available < n {
-            return Err(ReencodeError::Truncated { offset: self.pos as u64, needed: (n - available) as u64 });
+            return Err(ReencodeError::Malformed(ParseError::Truncated {
+                offset: self.pos as u64,
+                needed: (n - available) as u64,
+            }));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -219,7 +207,7 @@ impl<'a> Walker<'a> {
     fn count(&mut self) -> Result<()> {
         self.elements += 1;
         if self.elements > self.opts.max_elements {
-            return Err(ReencodeError::TooManyElements(self.opts.max_elements));
+            return Err(ReencodeError::Malformed(ParseError::TooManyElements(self.opts.max_elements)));
         }
         Ok(())
     }
@@ -228,12 +216,12 @@ impl<'a> Walker<'a> {
     fn check_len(&self, tag: Tag, len: u32, at: usize) -> Result<usize> {
         let available = self.limit.saturating_sub(self.pos);
         if len as usize > available {
-            return Err(ReencodeError::LengthExceedsInput {
+            return Err(ReencodeError::Malformed(ParseError::LengthExceedsInput {
                 tag: TagDisplay(tag),
                 declared: len as u64,
                 available: available as u64,
                 offset: at as u64,
-            });
+            }));
         }
         Ok(len as usize)
     }
@@ -279,7 +267,10 @@ impl<'a> Walker<'a> {
                 continue;
             }
             if tag == ITEM || tag == SEQUENCE_DELIMITATION {
-                return Err(ReencodeError::ExpectedItem { tag: TagDisplay(tag), offset: start as u64 });
+                return Err(ReencodeError::Malformed(ParseError::ExpectedItem {
+                    tag: TagDisplay(tag),
+                    offset: start as u64,
+                }));
             }
             self.element(tag, start, depth, inp, outp, out)?;
         }
@@ -305,7 +296,11 @@ impl<'a> Walker<'a> {
                 // Two spaces or NULs: some writers emit them for UN.
                 None if vb == [b' ', b' '] || vb == [0, 0] => VR::UN,
                 None => {
-                    return Err(ReencodeError::BadVr { tag: TagDisplay(tag), bytes: vb, offset: start as u64 });
+                    return Err(ReencodeError::Malformed(ParseError::BadVr {
+                        tag: TagDisplay(tag),
+                        bytes: vb,
+                        offset: start as u64,
+                    }));
                 }
             };
             let len = if long_length(vr) {
@@ -338,11 +333,11 @@ impl<'a> Walker<'a> {
             } else if in_vr == VR::SQ || explicit.is_none() {
                 (VR::SQ, inp, outp)
             } else {
-                return Err(ReencodeError::UndefinedLength {
+                return Err(ReencodeError::Malformed(ParseError::UndefinedLength {
                     tag: TagDisplay(tag),
                     vr: in_vr.to_string(),
                     offset: start as u64,
-                });
+                }));
             };
             let mark = out.len();
             header(out, tag, out_vr, UNDEFINED, outp);
@@ -405,7 +400,7 @@ impl<'a> Walker<'a> {
         out: &mut Vec<u8>,
     ) -> Result<()> {
         if depth + 1 > self.opts.max_depth {
-            return Err(ReencodeError::TooDeep(self.opts.max_depth));
+            return Err(ReencodeError::Malformed(ParseError::TooDeep(self.opts.max_depth)));
         }
         loop {
             if defined && self.pos >= self.limit {
@@ -421,7 +416,10 @@ impl<'a> Walker<'a> {
                 continue; // stray delimiter inside a defined-length sequence
             }
             if tag != ITEM {
-                return Err(ReencodeError::ExpectedItem { tag: TagDisplay(tag), offset: at as u64 });
+                return Err(ReencodeError::Malformed(ParseError::ExpectedItem {
+                    tag: TagDisplay(tag),
+                    offset: at as u64,
+                }));
             }
             self.count()?;
             put_tag(out, ITEM, outp.big_endian);
@@ -659,7 +657,10 @@ mod tests {
         // The inflation cap holds.
         let zeros = deflate(&vec![0u8; 1 << 20]);
         let opts = ParseOptions { max_inflated: 1000, ..ParseOptions::default() };
-        assert!(matches!(reencode_dataset_with(&zeros, DF, EX, &opts), Err(ReencodeError::InflateTooLarge(1000))));
+        assert!(matches!(
+            reencode_dataset_with(&zeros, DF, EX, &opts),
+            Err(ReencodeError::Malformed(ParseError::InflateTooLarge(1000)))
+        ));
         assert!(reencode_dataset(b"not deflate at all", DF, EX).is_err());
     }
 
@@ -785,24 +786,30 @@ mod tests {
         b.extend_from_slice(&[0u8; 16]);
         assert!(matches!(
             reencode_dataset(&b, EX, IM),
-            Err(ReencodeError::LengthExceedsInput { declared: 0xFFFF_FFF0, .. })
+            Err(ReencodeError::Malformed(ParseError::LengthExceedsInput { declared: 0xFFFF_FFF0, .. }))
         ));
         // An item longer than its sequence.
         let mut b = vec![0x08, 0x00, 0x40, 0x11, b'S', b'Q', 0, 0, 16, 0, 0, 0];
         b.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 100, 0, 0, 0]);
         b.extend_from_slice(&[0u8; 120]);
-        assert!(matches!(reencode_dataset(&b, EX, IM), Err(ReencodeError::LengthExceedsInput { .. })));
+        assert!(matches!(
+            reencode_dataset(&b, EX, IM),
+            Err(ReencodeError::Malformed(ParseError::LengthExceedsInput { .. }))
+        ));
         // Deep nesting.
         let mut b = Vec::new();
         for _ in 0..100 {
             b.extend_from_slice(&[0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
             b.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
         }
-        assert!(matches!(reencode_dataset(&b, EX, IM), Err(ReencodeError::TooDeep(32))));
+        assert!(matches!(reencode_dataset(&b, EX, IM), Err(ReencodeError::Malformed(ParseError::TooDeep(32)))));
         // A bad VR.
         let mut b = vec![0x08, 0x00, 0x16, 0x00, b'U', b'I', 2, 0, b'1', 0];
         b.extend_from_slice(&[0x08, 0x00, 0x18, 0x00, b'z', b'z', 0, 0]);
-        assert!(matches!(reencode_dataset(&b, EX, IM), Err(ReencodeError::BadVr { bytes: [b'z', b'z'], .. })));
+        assert!(matches!(
+            reencode_dataset(&b, EX, IM),
+            Err(ReencodeError::Malformed(ParseError::BadVr { bytes: [b'z', b'z'], .. }))
+        ));
         // Zeros up to a last non-zero byte: (0000,0000) elements, each
         // checked against the zero tail in constant time.
         let mut b = vec![0u8; 8 << 20];
@@ -814,7 +821,7 @@ mod tests {
         let opts = ParseOptions { max_elements: 5, ..ParseOptions::default() };
         assert!(matches!(
             reencode_dataset_with(&d.to_bytes(EX), EX, IM, &opts),
-            Err(ReencodeError::TooManyElements(5))
+            Err(ReencodeError::Malformed(ParseError::TooManyElements(5)))
         ));
     }
 
