@@ -58,6 +58,39 @@ pub struct DimsePeer {
     may_store: bool,
     may_query: bool,
     may_retrieve: bool,
+    /// The AE as the policy and the audit trail see it.
+    pub caller: crate::Caller,
+}
+
+/// The principal of an admitted AE: its registry policy as actions, its
+/// institution as scope (the whole region for the centre's own AEs).
+fn ae_caller(title: &str, peer: SocketAddr, institution: &Institution, regional: bool, store: bool, query: bool, retrieve: bool) -> crate::Caller {
+    use crate::policy::{Action, Principal, PrincipalKind};
+    let mut actions = Vec::new();
+    if store {
+        actions.push(Action::Store);
+    }
+    if query {
+        actions.push(Action::Query);
+    }
+    if retrieve {
+        actions.extend([Action::Read, Action::Export]);
+    }
+    crate::Caller::new(
+        Principal {
+            kind: PrincipalKind::Ae,
+            id: format!("ae:{title}"),
+            name: title.to_string(),
+            roles: Vec::new(),
+            actions: Some(actions),
+            institution: Some(institution.id),
+            institution_code: Some(institution.code.clone()),
+            regional,
+            granted_studies: Vec::new(),
+        },
+        Some(format!("{title}@{}", peer.ip())),
+        yunying_audit::event::INTERFACE_DICOM,
+    )
 }
 
 impl Archive {
@@ -159,6 +192,15 @@ fn qr_model(m: QueryModel) -> QrModel {
     }
 }
 
+/// The institutions of a DIMSE caller's scope (`None`: the region). AEs
+/// have no grants, so the granted studies are always empty.
+fn split_scope(scope: Option<(Vec<i64>, Vec<String>)>) -> (Option<Vec<i64>>, Vec<String>) {
+    match scope {
+        None => (None, Vec::new()),
+        Some((i, s)) => (Some(i), s),
+    }
+}
+
 fn qr_outcome(e: QrError) -> Outcome {
     Outcome::failure(e.status, e.message)
 }
@@ -184,7 +226,10 @@ impl Services for DimseServices {
                     .ok()
                     .flatten()
                     .unwrap_or_else(|| self.archive.default_institution().clone());
+                let regional = self.archive.index().regional_institutions().await.unwrap_or_default().contains(&institution.id);
+                let caller = ae_caller(&rq.calling_ae, peer, &institution, regional, ae.may_store, ae.may_query, ae.may_retrieve);
                 Ok(DimsePeer {
+                    caller,
                     calling_ae: rq.calling_ae.clone(),
                     address: peer,
                     may_store: ae.may_store,
@@ -195,6 +240,15 @@ impl Services for DimseServices {
                 })
             }
             None if self.policy.accept_unknown_ae => Ok(DimsePeer {
+                caller: ae_caller(
+                    &rq.calling_ae,
+                    peer,
+                    self.archive.default_institution(),
+                    false,
+                    self.policy.unknown_may_store,
+                    self.policy.unknown_may_query,
+                    self.policy.unknown_may_retrieve,
+                ),
                 calling_ae: rq.calling_ae.clone(),
                 address: peer,
                 registered: None,
@@ -205,6 +259,15 @@ impl Services for DimseServices {
             }),
             None => {
                 tracing::warn!(calling = %rq.calling_ae, %peer, "association from an unregistered AE title rejected");
+                let who = crate::Caller::new(
+                    crate::policy::Principal::system("dicom"),
+                    Some(format!("{}@{}", rq.calling_ae, peer.ip())),
+                    yunying_audit::event::INTERFACE_DICOM,
+                );
+                let mut e = self.archive.audit_event(&who, yunying_audit::Action::AssociationRejected, yunying_audit::Outcome::MinorFailure);
+                e.actor = yunying_audit::Actor::new(yunying_audit::ActorKind::Ae, format!("ae:{}", rq.calling_ae), rq.calling_ae.clone());
+                e.detail = serde_json::json!({ "reason": "calling AE title not recognized", "called": rq.called_ae });
+                self.archive.audit(e).await;
                 Err(AssociateRj::CALLING_AE_NOT_RECOGNIZED)
             }
         }
@@ -223,21 +286,26 @@ impl Services for DimseServices {
         let mut source = IngestSource::new("dimse", format!("{}@{}", peer.calling_ae, peer.address.ip()));
         source.institution = Some(peer.institution.id);
         source.sender_ae = Some(peer.calling_ae.clone());
+        source.caller = peer.caller.clone();
         self.archive.ingest_c_store(rq, data, source).await.0
     }
 
     async fn find(
         &self,
-        _peer: &DimsePeer,
+        peer: &DimsePeer,
         model: QueryModel,
         identifier: Bytes,
         transfer_syntax: &str,
     ) -> Result<FindResult, Outcome> {
+        let scope = self.archive.scope_for(&peer.caller, crate::policy::Action::Query);
+        let (institutions, granted) = split_scope(scope);
+        let _ = granted;
         let found = self
             .archive
-            .qr_find(qr_model(model), &identifier, transfer_syntax, &self.policy.ae_title, None, self.policy.max_find_results)
+            .qr_find(qr_model(model), &identifier, transfer_syntax, &self.policy.ae_title, institutions, self.policy.max_find_results)
             .await
             .map_err(qr_outcome)?;
+        self.archive.audit_query(&peer.caller, &format!("C-FIND {model:?}"), found.matches.len(), None).await;
         let explicit = transfer_syntax != yunying_dicom::ts::IMPLICIT_VR_LE;
         let mut matches = Vec::with_capacity(found.matches.len());
         for m in &found.matches {
@@ -256,16 +324,28 @@ impl Services for DimseServices {
 
     async fn retrieve(
         &self,
-        _peer: &DimsePeer,
+        peer: &DimsePeer,
         model: QueryModel,
         identifier: Bytes,
         transfer_syntax: &str,
     ) -> Result<Vec<RetrieveItem>, Outcome> {
+        let (institutions, _) = split_scope(self.archive.scope_for(&peer.caller, crate::policy::Action::Export));
         let found = self
             .archive
-            .qr_retrieve_set(qr_model(model), &identifier, transfer_syntax, None)
+            .qr_retrieve_set(qr_model(model), &identifier, transfer_syntax, institutions)
             .await
             .map_err(qr_outcome)?;
+        let mut studies: Vec<String> = found.iter().map(|i| i.study_uid.clone()).collect();
+        studies.sort();
+        studies.dedup();
+        for study in &studies {
+            if let Ok(Some(facts)) = self.archive.study_facts(study).await {
+                let n = found.iter().filter(|i| i.study_uid == *study).count();
+                self.archive
+                    .audit_access(&peer.caller, crate::policy::Action::Export, &facts, serde_json::json!({ "service": format!("{model:?}"), "count": n }))
+                    .await;
+            }
+        }
         Ok(found
             .into_iter()
             .map(|i| RetrieveItem {

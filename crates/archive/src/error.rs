@@ -16,6 +16,8 @@ pub mod status {
     pub const CANNOT_UNDERSTAND: u16 = 0xC000;
     /// Failure: processing failure.
     pub const PROCESSING_FAILURE: u16 = 0x0110;
+    /// Refused: not authorized (PS3.4 C.4.2.1.4 / PS3.7 C.5.x, 0124H).
+    pub const NOT_AUTHORIZED: u16 = 0x0124;
     /// Warning: coercion of data elements.
     pub const COERCION: u16 = 0xB000;
 }
@@ -34,6 +36,8 @@ pub enum IngestErrorKind {
     OutOfResources,
     /// The archive failed (catalog or storage error): retry later.
     Internal,
+    /// The sender may not store this (its credential, or another institution's data).
+    NotAuthorized,
 }
 
 /// An ingest failure: what kind, and a message for the sender.
@@ -65,6 +69,7 @@ impl IngestError {
             IngestErrorKind::Invalid | IngestErrorKind::Conflict => status::DATA_SET_MISMATCH,
             IngestErrorKind::OutOfResources => status::OUT_OF_RESOURCES,
             IngestErrorKind::Internal => status::PROCESSING_FAILURE,
+            IngestErrorKind::NotAuthorized => status::NOT_AUTHORIZED,
         }
     }
 
@@ -92,6 +97,15 @@ pub enum ArchiveError {
     NotAcceptable(String),
     #[error("{0}")]
     BadRequest(String),
+    /// No valid credential (HTTP 401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid credential that may not do this (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Contradicts what exists (a taken username...).
+    #[error("{0}")]
+    Conflict(String),
     #[error("configuration error: {0}")]
     Config(String),
     #[error("catalog: {0}")]

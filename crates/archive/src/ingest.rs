@@ -40,6 +40,9 @@ pub struct IngestSource {
     pub expected_instance: Option<(String, String)>,
     /// The sender's AE title (DIMSE), for routing rules.
     pub sender_ae: Option<String>,
+    /// Who is storing: checked by the policy (store into this institution)
+    /// and recorded in the audit trail.
+    pub caller: crate::Caller,
 }
 
 impl IngestSource {
@@ -51,6 +54,7 @@ impl IngestSource {
             expected_study: None,
             expected_instance: None,
             sender_ae: None,
+            caller: crate::Caller::system(channel),
         }
     }
 }
@@ -87,6 +91,8 @@ struct Examined {
     frames: String,
     bulk: String,
     issuer_in_object: Option<String>,
+    /// Personal data taken out of the attributes (kind, value), to be held encrypted.
+    personal: Vec<(String, String)>,
 }
 
 impl Archive {
@@ -160,6 +166,24 @@ impl Archive {
         let institution = self.institution_for(source, staged.institution()).await.map_err(with_uids)?;
         let issuer = self.patient_issuer(&institution, ex.issuer_in_object.as_deref()).await.map_err(with_uids)?;
         let patient_id = a.patient_id.clone().unwrap_or_else(|| format!("~{}", a.study_instance_uid));
+        let facts = crate::StudyFacts {
+            study_uid: a.study_instance_uid.clone(),
+            institution: institution.id,
+            patient: Some(yunying_audit::PatientRef {
+                id: patient_id.clone(),
+                issuer: issuer.clone(),
+                name: a.patient_name.clone(),
+            }),
+        };
+        let decision = crate::policy::decide(
+            &source.caller.principal,
+            crate::policy::Action::Store,
+            &crate::policy::Target::Study { institution: institution.id, study_uid: &a.study_instance_uid },
+        );
+        if !decision.allowed() {
+            let e = self.deny(&source.caller, crate::policy::Action::Store, &decision, Some(&facts)).await;
+            return Err(with_uids(IngestError::new(IngestErrorKind::NotAuthorized, e.to_string())));
+        }
 
         // 5. Durable blob.
         let staged_at = started.elapsed();
@@ -174,6 +198,7 @@ impl Archive {
         let forward_to = self.forward_destinations(source, &institution, a.modality.as_deref());
         let forwarding = !forward_to.is_empty();
         let row = NewInstance {
+            patient_secrets: crate::personal_data::seal(&self.settings.keys, &ex.personal),
             forward_to,
             institution_id: institution.id,
             patient_key: PatientKey { issuer, id: patient_id },
@@ -256,6 +281,15 @@ impl Archive {
         if forwarding && status != IngestStatus::Duplicate {
             self.forward_wakeup.notify_one();
         }
+        // Repeated stores into one study by one sender fold into one record
+        // and a count (see `audit`).
+        self.audit_access(
+            &source.caller,
+            crate::policy::Action::Store,
+            &facts,
+            serde_json::json!({ "channel": source.channel }),
+        )
+        .await;
         Ok(outcome(a, status))
     }
 
@@ -413,6 +447,7 @@ impl Archive {
             expected_study: None,
             expected_instance: None,
             sender_ae: None,
+            caller: crate::Caller::system("recovery"),
         };
         self.ingest(staged, &source).await?;
         Ok(true)
@@ -513,6 +548,8 @@ fn examine_reader<R: Read + Seek>(
         &obj.dataset,
         &JsonOptions { charset: &cs, big_endian: obj.encoding.big_endian, inline_binary_limit: 1024, bulk_uri: Some(&base) },
     );
+    let mut metadata = metadata;
+    let personal = crate::personal_data::take_sensitive(&mut metadata);
     let mut metadata = serde_json::Value::Object(metadata);
     // The transfer syntax of the stored object, as servers commonly report it.
     if let Some(m) = metadata.as_object_mut() {
@@ -523,7 +560,11 @@ fn examine_reader<R: Read + Seek>(
     }
     let bulk = bulk_map(&obj);
     Ok(Examined {
-        study_json: serde_json::to_string(&attrs::level_json(&obj, &cs, attrs::STUDY_LEVEL)).unwrap_or_default(),
+        study_json: {
+            let mut study = attrs::level_json(&obj, &cs, attrs::STUDY_LEVEL);
+            crate::personal_data::take_sensitive(&mut study);
+            serde_json::to_string(&study).unwrap_or_default()
+        },
         series_json: serde_json::to_string(&attrs::level_json(&obj, &cs, attrs::SERIES_LEVEL)).unwrap_or_default(),
         instance_json: serde_json::to_string(&attrs::level_json(&obj, &cs, attrs::INSTANCE_LEVEL)).unwrap_or_default(),
         metadata: metadata.to_string(),
@@ -531,6 +572,7 @@ fn examine_reader<R: Read + Seek>(
         bulk,
         issuer_in_object: obj.dataset.ascii(yunying_dicom::Tag(0x0010, 0x0021)),
         attrs: a,
+        personal,
     })
 }
 

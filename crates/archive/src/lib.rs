@@ -11,12 +11,17 @@
 //! [`ArchiveSettings`], [`Staged`] (an object being received),
 //! [`IngestOutcome`] and [`IngestError`] (with its DICOM status).
 
+pub mod audit;
 mod committer;
+mod access;
+pub mod identity;
 mod dimse_services;
 mod error;
 mod forward;
 mod ingest;
+pub mod personal_data;
 pub mod keys;
+pub mod policy;
 mod query_retrieve;
 mod retrieve;
 mod staging;
@@ -28,6 +33,9 @@ use yunying_blob::BlobStore;
 use yunying_dicom::parse::ParseOptions;
 use yunying_index::{Index, Institution};
 
+pub use access::{Caller, StudyFacts};
+pub use audit::AuditTrail;
+pub use identity::SecuritySettings;
 pub use dimse_services::{DimsePeer, DimsePolicy, DimseServices};
 pub use forward::ForwardRule;
 pub use error::{ArchiveError, IngestError, IngestErrorKind, status};
@@ -57,6 +65,12 @@ pub struct ArchiveSettings {
     pub commit_batch: usize,
     /// Routing rules: where received instances are forwarded.
     pub forward_rules: Vec<ForwardRule>,
+    /// The key ring: field encryption, blind indexes, the audit chain.
+    pub keys: Arc<yunying_security::Keyring>,
+    /// This node's name: its audit chain.
+    pub node: String,
+    /// Logins, sessions, lockout, second factor.
+    pub security: identity::SecuritySettings,
 }
 
 impl ArchiveSettings {
@@ -69,6 +83,10 @@ impl ArchiveSettings {
             max_object_bytes: 16 << 30,
             commit_batch: 256,
             forward_rules: Vec::new(),
+            // An ephemeral ring: the server always sets the one from its key file.
+            keys: Arc::new(yunying_security::Keyring::generate(Default::default())),
+            node: "node".into(),
+            security: identity::SecuritySettings::default(),
         }
     }
 }
@@ -94,6 +112,12 @@ pub struct Archive {
     /// Forwarding destinations found unreachable: until when (unix ms) new
     /// jobs for them wait without another attempt, and why.
     forward_down: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
+    /// This node's audit chain.
+    audit: Arc<audit::AuditTrail>,
+    /// Institution and patient of studies, for access checks.
+    study_facts_cache: std::sync::Mutex<std::collections::HashMap<String, access::StudyFacts>>,
+    /// Authenticated credentials, briefly (see `identity`).
+    credential_cache: identity::CredentialCache,
 }
 
 impl Archive {
@@ -118,6 +142,7 @@ impl Archive {
         })?;
         let committer = committer::Committer::start(index.clone(), settings.commit_batch);
         let institutions = std::sync::RwLock::new(index.institutions().await?);
+        let audit = audit::AuditTrail::start(index.clone(), settings.keys.clone(), &settings.node).await?;
         let archive = Arc::new(Archive {
             index,
             blobs,
@@ -128,6 +153,9 @@ impl Archive {
             institutions_read: std::sync::Mutex::new(std::time::Instant::now()),
             forward_wakeup: tokio::sync::Notify::new(),
             forward_down: std::sync::Mutex::new(std::collections::HashMap::new()),
+            audit,
+            study_facts_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
+            credential_cache: identity::CredentialCache::default(),
         });
         let recovered = archive.recover().await?;
         if recovered.finished + recovered.discarded > 0 {
@@ -143,6 +171,11 @@ impl Archive {
     /// The catalog (for queries that need no business rule).
     pub fn index(&self) -> &Arc<dyn Index> {
         &self.index
+    }
+
+    /// This node's audit trail.
+    pub fn audit_trail(&self) -> &Arc<audit::AuditTrail> {
+        &self.audit
     }
 
     /// The blob store.

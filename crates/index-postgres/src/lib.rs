@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[Migration] =
             sql: include_str!("../migrations/0003_application_entities.sql"),
         },
         Migration { version: 4, name: "forward jobs", sql: include_str!("../migrations/0004_forward_jobs.sql") },
+        Migration { version: 5, name: "identity, access and audit", sql: include_str!("../migrations/0005_identity.sql") },
     ];
 
 /// Connection settings.

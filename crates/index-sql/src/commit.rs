@@ -339,6 +339,7 @@ async fn commit_one(
         .execute(&mut *c)
         .await?;
     crate::forward_jobs::enqueue(index, c, instance_id, &n.forward_to, now).await?;
+    crate::directory::record_secrets(index, c, patient_id, &n.patient_secrets, now).await?;
 
     // 7. Counters, owed until the end of the batch.
     let added = if current.is_none() { 1i64 } else { 0 };

@@ -11,7 +11,9 @@
 //! numbered form (`?1` / `$1`) by [`SqlIndex::sql`].
 
 mod application_entities;
+mod audit;
 mod commit;
+mod directory;
 mod forward_jobs;
 mod migrate;
 mod queries;
@@ -326,6 +328,109 @@ impl Index for SqlIndex {
             instance_versions: get("instance_versions")?,
             bytes: get("bytes")?,
         })
+    }
+
+    async fn set_institution_regional(&self, id: InstitutionId, regional: bool) -> Result<()> {
+        self.set_regional(id, regional).await
+    }
+    async fn regional_institutions(&self) -> Result<Vec<InstitutionId>> {
+        self.regional().await
+    }
+    async fn create_user(&self, new: &NewUser) -> Result<User> {
+        self.insert_user(new).await
+    }
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        self.user_named(username).await
+    }
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>> {
+        self.user(id).await
+    }
+    async fn users(&self) -> Result<Vec<User>> {
+        self.all_users().await
+    }
+    async fn change_user(&self, id: i64, change: &UserChange) -> Result<User> {
+        self.apply_user_change(id, change).await
+    }
+    async fn record_login_failure(&self, id: i64, max_failures: i64, lock_until: i64) -> Result<User> {
+        self.login_failure(id, max_failures, lock_until).await
+    }
+    async fn record_login_success(&self, id: i64, at: i64) -> Result<()> {
+        self.login_success(id, at).await
+    }
+    async fn use_totp_step(&self, id: i64, step: i64) -> Result<bool> {
+        self.totp_step(id, step).await
+    }
+    async fn create_session(&self, s: &Session) -> Result<()> {
+        self.insert_session(s).await
+    }
+    async fn session(&self, id_hash: &str) -> Result<Option<Session>> {
+        self.session_by_hash(id_hash).await
+    }
+    async fn touch_session(&self, id_hash: &str, at: i64) -> Result<()> {
+        self.session_seen(id_hash, at).await
+    }
+    async fn end_session(&self, id_hash: &str) -> Result<()> {
+        self.delete_session(id_hash).await
+    }
+    async fn end_user_sessions(&self, user_id: i64) -> Result<u64> {
+        self.delete_user_sessions(user_id).await
+    }
+    async fn create_credential(&self, new: &NewCredential) -> Result<Credential> {
+        self.insert_credential(new).await
+    }
+    async fn credential_by_secret(&self, secret_hash: &str) -> Result<Option<Credential>> {
+        self.credential_where("secret_hash", secret_hash).await
+    }
+    async fn credential_by_public_id(&self, public_id: &str) -> Result<Option<Credential>> {
+        self.credential_where("public_id", public_id).await
+    }
+    async fn credentials(&self) -> Result<Vec<Credential>> {
+        self.list_credentials().await
+    }
+    async fn revoke_credential(&self, id: i64, at: i64) -> Result<bool> {
+        self.revoke(id, at).await
+    }
+    async fn touch_credential(&self, id: i64, at: i64) -> Result<()> {
+        self.credential_used(id, at).await
+    }
+    async fn create_grant(&self, new: &NewGrant) -> Result<Grant> {
+        self.insert_grant(new).await
+    }
+    async fn active_grants(&self, user_id: Option<i64>, institution_id: Option<InstitutionId>, now: i64) -> Result<Vec<Grant>> {
+        self.grants_to(user_id, institution_id, now).await
+    }
+    async fn study_grants(&self, study_uid: &str) -> Result<Vec<Grant>> {
+        self.grants_on(study_uid).await
+    }
+    async fn revoke_grant(&self, id: i64, at: i64) -> Result<bool> {
+        self.grant_revoke(id, at).await
+    }
+    async fn patients_by_secret(&self, kind: &str, blind_index: &str) -> Result<Vec<i64>> {
+        self.secret_patients(kind, blind_index).await
+    }
+    async fn patient_secrets(&self, patient_id: i64) -> Result<Vec<PatientSecret>> {
+        self.secrets_of(patient_id).await
+    }
+    async fn secrets_page(&self, after: i64, limit: u32) -> Result<Vec<(i64, PatientSecret)>> {
+        self.secrets_after(after, limit).await
+    }
+    async fn rewrite_secret(&self, row_id: i64, ciphertext: &str, blind_index: &str) -> Result<()> {
+        self.secret_rewrite(row_id, ciphertext, blind_index).await
+    }
+    async fn append_audit(&self, rows: &[AuditRow], anchor: &AuditAnchor) -> Result<()> {
+        self.audit_append(rows, anchor).await
+    }
+    async fn audit_last(&self, chain: &str) -> Result<Option<AuditRow>> {
+        self.audit_newest(chain).await
+    }
+    async fn audit_anchors(&self) -> Result<Vec<AuditAnchor>> {
+        self.anchors().await
+    }
+    async fn audit_chain(&self, chain: &str, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>> {
+        self.chain_page(chain, after_seq, limit).await
+    }
+    async fn audit_search(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
+        self.search(q).await
     }
 }
 

@@ -111,6 +111,7 @@ impl Sample {
             "00200013": {"vr": "IS", "Value": [self.instance_number]},
         });
         NewInstance {
+            patient_secrets: Vec::new(),
             institution_id: self.institution,
             patient_key: PatientKey { issuer: self.issuer.clone(), id: self.patient_id.clone() },
             patient: PatientFields {

@@ -15,12 +15,14 @@
 //! Backends: `yunying-index-sqlite` (embedded default) and
 //! `yunying-index-postgres` (scale-out), both built on `yunying-index-sql`.
 
+pub mod directory;
 pub mod model;
 pub mod query;
 pub mod sql;
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
 
+pub use directory::*;
 pub use model::*;
 pub use query::{Filter, Key, Level, Matcher, Query};
 
@@ -128,4 +130,88 @@ pub trait Index: Send + Sync + 'static {
 
     /// Totals, for operations and tests.
     async fn counts(&self) -> Result<Counts>;
+
+    // --- institutions' reach ----------------------------------------------
+
+    /// Marks an institution as regional (the consultation centre: its
+    /// radiologists read the whole region) or not.
+    async fn set_institution_regional(&self, id: yunying_util::InstitutionId, regional: bool) -> Result<()>;
+    /// The regional institutions.
+    async fn regional_institutions(&self) -> Result<Vec<yunying_util::InstitutionId>>;
+
+    // --- users and sessions -------------------------------------------------
+
+    /// [`IndexError::Conflict`] when the username is taken.
+    async fn create_user(&self, new: &NewUser) -> Result<User>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>>;
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>>;
+    /// Every user, by username.
+    async fn users(&self) -> Result<Vec<User>>;
+    /// Applies a change; [`IndexError::NotFound`] for an unknown id.
+    async fn change_user(&self, id: i64, change: &UserChange) -> Result<User>;
+    /// Counts a failed login atomically; locks the account until
+    /// `lock_until` when the count reaches `max_failures`. Returns the user
+    /// as it is now.
+    async fn record_login_failure(&self, id: i64, max_failures: i64, lock_until: i64) -> Result<User>;
+    /// A successful login: clears the counter and the lock.
+    async fn record_login_success(&self, id: i64, at: i64) -> Result<()>;
+    /// Records that a TOTP step was used; false when this step (or a later
+    /// one) was used already (a replayed code), across nodes.
+    async fn use_totp_step(&self, id: i64, step: i64) -> Result<bool>;
+
+    async fn create_session(&self, s: &Session) -> Result<()>;
+    async fn session(&self, id_hash: &str) -> Result<Option<Session>>;
+    /// Records activity (for the idle timeout).
+    async fn touch_session(&self, id_hash: &str, at: i64) -> Result<()>;
+    async fn end_session(&self, id_hash: &str) -> Result<()>;
+    /// Ends every session of a user (password change, disabling, unlock by an administrator).
+    async fn end_user_sessions(&self, user_id: i64) -> Result<u64>;
+
+    // --- machine credentials ------------------------------------------------
+
+    /// [`IndexError::Conflict`] when the public id is taken.
+    async fn create_credential(&self, new: &NewCredential) -> Result<Credential>;
+    /// The credential whose secret has this hash (revoked and expired ones included).
+    async fn credential_by_secret(&self, secret_hash: &str) -> Result<Option<Credential>>;
+    async fn credential_by_public_id(&self, public_id: &str) -> Result<Option<Credential>>;
+    /// Tokens and clients (not the access tokens issued to clients), newest first.
+    async fn credentials(&self) -> Result<Vec<Credential>>;
+    /// Revokes a credential and whatever was issued from it; false when unknown or already revoked.
+    async fn revoke_credential(&self, id: i64, at: i64) -> Result<bool>;
+    async fn touch_credential(&self, id: i64, at: i64) -> Result<()>;
+
+    // --- grants ---------------------------------------------------------------
+
+    async fn create_grant(&self, new: &NewGrant) -> Result<Grant>;
+    /// Active grants (not revoked, not expired at `now`) to this user or institution.
+    async fn active_grants(&self, user_id: Option<i64>, institution_id: Option<yunying_util::InstitutionId>, now: i64) -> Result<Vec<Grant>>;
+    /// Every grant on a study, newest first.
+    async fn study_grants(&self, study_uid: &str) -> Result<Vec<Grant>>;
+    async fn revoke_grant(&self, id: i64, at: i64) -> Result<bool>;
+
+    // --- patients' personal data (encrypted) ----------------------------------
+
+    /// Master patient ids holding a secret of this kind with this blind index.
+    async fn patients_by_secret(&self, kind: &str, blind_index: &str) -> Result<Vec<i64>>;
+    /// The secrets held for a master patient.
+    async fn patient_secrets(&self, patient_id: i64) -> Result<Vec<PatientSecret>>;
+    /// Every secret as (row id, kind, ciphertext, blind index), in id order from `after`,
+    /// for key rotation.
+    async fn secrets_page(&self, after: i64, limit: u32) -> Result<Vec<(i64, PatientSecret)>>;
+    /// Replaces one secret's ciphertext and blind index (key rotation).
+    async fn rewrite_secret(&self, row_id: i64, ciphertext: &str, blind_index: &str) -> Result<()>;
+
+    // --- the audit trail ----------------------------------------------------
+
+    /// Appends sealed rows and moves the chain's anchor, in one transaction.
+    /// [`IndexError::Conflict`] when a position is taken (another writer on the same chain).
+    async fn append_audit(&self, rows: &[AuditRow], anchor: &AuditAnchor) -> Result<()>;
+    /// The newest row of a chain.
+    async fn audit_last(&self, chain: &str) -> Result<Option<AuditRow>>;
+    /// Every chain's anchor.
+    async fn audit_anchors(&self) -> Result<Vec<AuditAnchor>>;
+    /// Rows of one chain after `after_seq`, in order (for verification).
+    async fn audit_chain(&self, chain: &str, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>>;
+    /// A search, newest first.
+    async fn audit_search(&self, q: &AuditQuery) -> Result<Vec<AuditRow>>;
 }

@@ -228,6 +228,10 @@ pub struct NewInstance {
     /// AE titles to forward the instance to (routing rules): a job per
     /// destination is queued in the same transaction (not for a duplicate).
     pub forward_to: Vec<String>,
+    /// Personal data of the patient carried by the object, encrypted, to be
+    /// recorded for the master patient (once per kind and value).
+    #[serde(default)]
+    pub patient_secrets: Vec<crate::PatientSecret>,
 }
 
 /// A stored instance version.

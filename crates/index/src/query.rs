@@ -389,11 +389,14 @@ pub struct Query {
     /// Restricts results to these institutions (the caller's access scope);
     /// `None` means the whole region.
     pub institutions: Option<Vec<i64>>,
+    /// Studies open to the caller beyond `institutions` (grants), by Study
+    /// Instance UID; only meaningful when `institutions` is set.
+    pub granted_studies: Vec<String>,
 }
 
 impl Query {
     pub fn new(level: Level) -> Query {
-        Query { level, filters: Vec::new(), fuzzy: false, limit: None, offset: 0, institutions: None }
+        Query { level, filters: Vec::new(), fuzzy: false, limit: None, offset: 0, institutions: None, granted_studies: Vec::new() }
     }
 
     /// Adds a filter (builder style).

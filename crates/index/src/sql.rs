@@ -152,11 +152,19 @@ pub fn conditions(q: &Query, d: Dialect) -> (Conditions, Vec<Filter>) {
         }
     }
     if let Some(insts) = &q.institutions {
-        if insts.is_empty() {
+        let mut ors = Vec::new();
+        if !insts.is_empty() {
+            let phs: Vec<String> = insts.iter().map(|i| c.bind(d, Param::Int(*i))).collect();
+            ors.push(format!("st.institution_id IN ({})", phs.join(", ")));
+        }
+        if !q.granted_studies.is_empty() {
+            let phs: Vec<String> = q.granted_studies.iter().map(|u| c.bind(d, Param::Text(u.clone()))).collect();
+            ors.push(format!("st.study_uid IN ({})", phs.join(", ")));
+        }
+        if ors.is_empty() {
             c.clauses.push("1=0".into());
         } else {
-            let phs: Vec<String> = insts.iter().map(|i| c.bind(d, Param::Int(*i))).collect();
-            c.clauses.push(format!("st.institution_id IN ({})", phs.join(", ")));
+            c.clauses.push(format!("({})", ors.join(" OR ")));
         }
     }
     (c, ignored)

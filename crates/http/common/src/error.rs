@@ -43,6 +43,9 @@ impl From<ArchiveError> for AppError {
             ArchiveError::NotFound(m) => AppError::not_found(m),
             ArchiveError::NotAcceptable(m) => AppError::not_acceptable(m),
             ArchiveError::BadRequest(m) => AppError::bad_request(m),
+            ArchiveError::Unauthorized(m) => AppError::new(StatusCode::UNAUTHORIZED, m),
+            ArchiveError::Forbidden(m) => AppError::new(StatusCode::FORBIDDEN, m),
+            ArchiveError::Conflict(m) => AppError::new(StatusCode::CONFLICT, m),
             ArchiveError::Index(IndexError::Invalid(m)) => AppError::bad_request(m),
             ArchiveError::Index(IndexError::NotFound(m)) => AppError::not_found(m),
             ArchiveError::Blob(yunying_archive::BlobError::NotFound(k)) => {
@@ -64,6 +67,7 @@ impl From<IngestError> for AppError {
             IngestErrorKind::Conflict => StatusCode::CONFLICT,
             IngestErrorKind::OutOfResources => StatusCode::SERVICE_UNAVAILABLE,
             IngestErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            IngestErrorKind::NotAuthorized => StatusCode::FORBIDDEN,
         };
         AppError::new(status, e.message)
     }

@@ -8,6 +8,7 @@
 //! - [`base_url`]: the externally visible base URL of a request.
 
 pub mod accept;
+pub mod auth;
 pub mod error;
 pub mod multipart;
 pub mod range;

@@ -9,6 +9,8 @@
 //! Keys the archive cannot match on are ignored and reported in a `Warning`
 //! header, as the standard allows.
 
+use axum::Extension;
+use yunying_archive::Caller;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -328,9 +330,11 @@ fn respond(items: Vec<Obj>, req: &Request, truncated: bool) -> Response {
     r
 }
 
-async fn run_studies(dw: &DicomWeb, headers: &HeaderMap, raw: Option<String>) -> Result<Response, AppError> {
-    let req = parse_request(dw, Level::Study, raw.as_deref())?;
+async fn run_studies(dw: &DicomWeb, caller: &Caller, headers: &HeaderMap, raw: Option<String>) -> Result<Response, AppError> {
+    let mut req = parse_request(dw, Level::Study, raw.as_deref())?;
+    req.query = dw.archive.scoped_query(caller, req.query).await?;
     let rows = dw.archive.query_studies(&req.query).await?;
+    dw.archive.audit_query(caller, &format!("QIDO-RS studies {}", raw.as_deref().unwrap_or("")), rows.len(), None).await;
     let truncated = req.query.limit.is_some_and(|l| rows.len() as u32 >= l);
     let base = dw.base(headers);
     let items = rows.iter().map(|r| study_obj(&base, r, &req.include)).collect();
@@ -339,13 +343,16 @@ async fn run_studies(dw: &DicomWeb, headers: &HeaderMap, raw: Option<String>) ->
 
 async fn run_series(
     dw: &DicomWeb,
+    caller: &Caller,
     headers: &HeaderMap,
     raw: Option<String>,
     study: Option<&str>,
 ) -> Result<Response, AppError> {
     let mut req = parse_request(dw, Level::Series, raw.as_deref())?;
     req.query = scoped(req.query, study, None)?;
+    req.query = dw.archive.scoped_query(caller, req.query).await?;
     let rows = dw.archive.query_series(&req.query).await?;
+    dw.archive.audit_query(caller, &format!("QIDO-RS series {}", raw.as_deref().unwrap_or("")), rows.len(), None).await;
     let truncated = req.query.limit.is_some_and(|l| rows.len() as u32 >= l);
     let base = dw.base(headers);
     let items = rows.iter().map(|r| series_obj(&base, r, &req.include, study.is_none())).collect();
@@ -354,6 +361,7 @@ async fn run_series(
 
 async fn run_instances(
     dw: &DicomWeb,
+    caller: &Caller,
     headers: &HeaderMap,
     raw: Option<String>,
     study: Option<&str>,
@@ -361,7 +369,9 @@ async fn run_instances(
 ) -> Result<Response, AppError> {
     let mut req = parse_request(dw, Level::Instance, raw.as_deref())?;
     req.query = scoped(req.query, study, series)?;
+    req.query = dw.archive.scoped_query(caller, req.query).await?;
     let rows = dw.archive.query_instances(&req.query).await?;
+    dw.archive.audit_query(caller, &format!("QIDO-RS instances {}", raw.as_deref().unwrap_or("")), rows.len(), None).await;
     let truncated = req.query.limit.is_some_and(|l| rows.len() as u32 >= l);
     let base = dw.base(headers);
     let items =
@@ -370,46 +380,49 @@ async fn run_instances(
 }
 
 /// `GET /studies`
-pub async fn studies(State(dw): State<DicomWeb>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Response, AppError> {
-    run_studies(&dw, &headers, raw).await
+pub async fn studies(State(dw): State<DicomWeb>, Extension(caller): Extension<Caller>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Response, AppError> {
+    run_studies(&dw, &caller, &headers, raw).await
 }
 
 /// `GET /series`
-pub async fn all_series(State(dw): State<DicomWeb>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Response, AppError> {
-    run_series(&dw, &headers, raw, None).await
+pub async fn all_series(State(dw): State<DicomWeb>, Extension(caller): Extension<Caller>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Response, AppError> {
+    run_series(&dw, &caller, &headers, raw, None).await
 }
 
 /// `GET /studies/{study}/series`
 pub async fn study_series(
     State(dw): State<DicomWeb>,
+    Extension(caller): Extension<Caller>,
     Path(study): Path<String>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
-    run_series(&dw, &headers, raw, Some(&study)).await
+    run_series(&dw, &caller, &headers, raw, Some(&study)).await
 }
 
 /// `GET /instances`
-pub async fn all_instances(State(dw): State<DicomWeb>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Response, AppError> {
-    run_instances(&dw, &headers, raw, None, None).await
+pub async fn all_instances(State(dw): State<DicomWeb>, Extension(caller): Extension<Caller>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Response, AppError> {
+    run_instances(&dw, &caller, &headers, raw, None, None).await
 }
 
 /// `GET /studies/{study}/instances`
 pub async fn study_instances(
     State(dw): State<DicomWeb>,
+    Extension(caller): Extension<Caller>,
     Path(study): Path<String>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
-    run_instances(&dw, &headers, raw, Some(&study), None).await
+    run_instances(&dw, &caller, &headers, raw, Some(&study), None).await
 }
 
 /// `GET /studies/{study}/series/{series}/instances`
 pub async fn series_instances(
     State(dw): State<DicomWeb>,
+    Extension(caller): Extension<Caller>,
     Path((study, series)): Path<(String, String)>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AppError> {
-    run_instances(&dw, &headers, raw, Some(&study), Some(&series)).await
+    run_instances(&dw, &caller, &headers, raw, Some(&study), Some(&series)).await
 }

@@ -12,7 +12,9 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
+use yunying_archive::Caller;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,19 +28,26 @@ use yunying_http_common::accept::parse_media_type;
 use crate::DicomWeb;
 
 /// `POST /studies`
-pub async fn store(State(dw): State<DicomWeb>, peer: PeerAddr, headers: HeaderMap, body: Body) -> Result<Response, AppError> {
-    stow(dw, peer, headers, body, None).await
+pub async fn store(
+    State(dw): State<DicomWeb>,
+    Extension(caller): Extension<Caller>,
+    peer: PeerAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
+    stow(dw, caller, peer, headers, body, None).await
 }
 
 /// `POST /studies/{study}`
 pub async fn store_in_study(
     State(dw): State<DicomWeb>,
+    Extension(caller): Extension<Caller>,
     Path(study): Path<String>,
     peer: PeerAddr,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
-    stow(dw, peer, headers, body, Some(study)).await
+    stow(dw, caller, peer, headers, body, Some(study)).await
 }
 
 /// The boundary of a STOW-RS request, after checking its media type.
@@ -72,11 +81,23 @@ enum PartResult {
     Failed(IngestError),
 }
 
-async fn stow(dw: DicomWeb, peer: PeerAddr, headers: HeaderMap, body: Body, study: Option<String>) -> Result<Response, AppError> {
+async fn stow(dw: DicomWeb, caller: Caller, peer: PeerAddr, headers: HeaderMap, body: Body, study: Option<String>) -> Result<Response, AppError> {
     let boundary = boundary_of(&headers)?;
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     let mut multipart = multer::Multipart::new(stream, boundary);
+    if !caller.principal.holds(yunying_archive::policy::Action::Store) {
+        return Err(dw
+            .archive
+            .deny(&caller, yunying_archive::policy::Action::Store, &yunying_archive::policy::Decision::DenyAction, None)
+            .await
+            .into());
+    }
     let mut source = IngestSource::new("stow", peer.0);
+    // Objects are attributed to the caller's institution; region-wide
+    // credentials store into the default institution (or the issuer the
+    // object names).
+    source.institution = caller.principal.institution;
+    source.caller = caller;
     source.expected_study = study.clone();
     let source = Arc::new(source);
     let slots = Arc::new(Semaphore::new(dw.stow_parallelism.max(1)));

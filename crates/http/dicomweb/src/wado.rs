@@ -5,6 +5,8 @@
 //! transcoding arrives. Frames come from the byte ranges recorded at ingest.
 //! Single-part responses honour `Range`.
 
+use axum::Extension;
+use yunying_archive::Caller;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -170,26 +172,44 @@ fn single_bytes(headers: &HeaderMap, bytes: Bytes, ct: &str) -> Response {
     }
 }
 
+/// Checks that the caller may read the study, and records the read (the
+/// audit trail folds a viewer's many requests into one record and a count).
+async fn read_access(dw: &DicomWeb, caller: &Caller, study: &str, what: &str) -> Result<(), AppError> {
+    let facts = dw.archive.study_access(caller, yunying_archive::policy::Action::Read, study).await?;
+    dw.archive.audit_access(caller, yunying_archive::policy::Action::Read, &facts, serde_json::json!({ "resource": format!("WADO-RS {what}") })).await;
+    Ok(())
+}
+
 /// `GET /studies/{study}`
-pub async fn study(State(dw): State<DicomWeb>, Path(study): Path<String>, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn study(
+    State(dw): State<DicomWeb>,
+    Extension(caller): Extension<Caller>,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    read_access(&dw, &caller, &study, "study").await?;
     send_instances(&dw, &headers, Scope::study(&study)).await
 }
 
 /// `GET /studies/{study}/series/{series}`
 pub async fn series(
     State(dw): State<DicomWeb>,
+    Extension(caller): Extension<Caller>,
     Path((study, series)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    read_access(&dw, &caller, &study, "instances").await?;
     send_instances(&dw, &headers, Scope::series(&study, &series)).await
 }
 
 /// `GET /studies/{study}/series/{series}/instances/{instance}`
 pub async fn instance(
     State(dw): State<DicomWeb>,
+    Extension(caller): Extension<Caller>,
     Path((study, series, sop)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    read_access(&dw, &caller, &study, "instances").await?;
     send_instances(&dw, &headers, Scope::instance(&study, &series, &sop)).await
 }
 
@@ -208,25 +228,35 @@ async fn metadata(dw: &DicomWeb, headers: &HeaderMap, scope: Scope) -> Result<Re
 }
 
 /// `GET /studies/{study}/metadata`
-pub async fn study_metadata(State(dw): State<DicomWeb>, Path(study): Path<String>, headers: HeaderMap) -> Result<Response, AppError> {
+pub async fn study_metadata(
+    State(dw): State<DicomWeb>,
+    Extension(caller): Extension<Caller>,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    read_access(&dw, &caller, &study, "metadata").await?;
     metadata(&dw, &headers, Scope::study(&study)).await
 }
 
 /// `GET /studies/{study}/series/{series}/metadata`
 pub async fn series_metadata(
     State(dw): State<DicomWeb>,
+    Extension(caller): Extension<Caller>,
     Path((study, series)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    read_access(&dw, &caller, &study, "instances").await?;
     metadata(&dw, &headers, Scope::series(&study, &series)).await
 }
 
 /// `GET /studies/{study}/series/{series}/instances/{instance}/metadata`
 pub async fn instance_metadata(
     State(dw): State<DicomWeb>,
+    Extension(caller): Extension<Caller>,
     Path((study, series, sop)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    read_access(&dw, &caller, &study, "instances").await?;
     metadata(&dw, &headers, Scope::instance(&study, &series, &sop)).await
 }
 
@@ -324,9 +354,11 @@ fn frames_response(headers: &HeaderMap, frames: Vec<FrameData>, f: FrameFormat, 
 /// `GET /studies/{study}/series/{series}/instances/{instance}/frames/{list}`
 pub async fn frames(
     State(dw): State<DicomWeb>,
+    Extension(caller): Extension<Caller>,
     Path((study, series, sop, list)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    read_access(&dw, &caller, &study, "instances").await?;
     let numbers = parse_frame_list(&list)?;
     let found = dw.archive.stored(&Scope::instance(&study, &series, &sop)).await?;
     let inst = &found[0];
@@ -339,9 +371,11 @@ pub async fn frames(
 /// `GET /studies/{study}/series/{series}/instances/{instance}/bulkdata/{path}`
 pub async fn bulk(
     State(dw): State<DicomWeb>,
+    Extension(caller): Extension<Caller>,
     Path((study, series, sop, path)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    read_access(&dw, &caller, &study, "instances").await?;
     let found = dw.archive.stored(&Scope::instance(&study, &series, &sop)).await?;
     let inst = &found[0];
     let path = path.trim_matches('/').to_ascii_uppercase();
