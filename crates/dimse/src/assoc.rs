@@ -13,9 +13,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -40,6 +39,8 @@ pub enum AssocError {
     Timeout(Duration),
     #[error("protocol error: {0}")]
     Protocol(String),
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     #[error("association rejected (result {result}, source {origin}, reason {reason})")]
     Rejected { result: u8, origin: u8, reason: u8 },
 }
@@ -108,10 +109,40 @@ pub enum Event {
     ReleaseRequested,
 }
 
+/// The stream an association runs over: plain TCP, TLS over TCP, or
+/// anything else that reads and writes bytes.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
+
+type ReadHalf = Box<dyn AsyncRead + Unpin + Send>;
+type WriteHalf = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// Splits a stream into its two directions. A `TcpStream` is split into
+/// owned halves (no lock between the reader task and the writer, as
+/// before); any other stream (TLS) with `tokio::io::split`. Both halves are
+/// buffered by the caller, so the boxing costs one indirect call per
+/// buffer refill or flush, not per PDU.
+fn split<S: Transport>(stream: S) -> (ReadHalf, WriteHalf) {
+    let any: Box<dyn std::any::Any> = Box::new(stream);
+    match any.downcast::<TcpStream>() {
+        Ok(tcp) => {
+            let _ = tcp.set_nodelay(true);
+            let (r, w) = tcp.into_split();
+            (Box::new(r), Box::new(w))
+        }
+        Err(any) => {
+            let stream = *any.downcast::<S>().expect("the stream's own type");
+            let (r, w) = tokio::io::split(stream);
+            (Box::new(r), Box::new(w))
+        }
+    }
+}
+
 /// The connection: a reader task and a buffered writer.
 pub(crate) struct Link {
     rx: mpsc::Receiver<Result<Pdu, AssocError>>,
-    writer: BufWriter<OwnedWriteHalf>,
+    writer: BufWriter<WriteHalf>,
     reader: JoinHandle<()>,
 }
 
@@ -124,9 +155,8 @@ impl Drop for Link {
 impl Link {
     /// Starts reading `stream`. `max_pdata` is the largest P-DATA PDU body
     /// we advertise (a larger one ends the connection).
-    pub(crate) fn start(stream: TcpStream, max_pdata: u32) -> Link {
-        let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
+    pub(crate) fn start<S: Transport>(stream: S, max_pdata: u32) -> Link {
+        let (r, w) = split(stream);
         let (tx, rx) = mpsc::channel(4);
         let reader = tokio::spawn(read_loop(BufReader::with_capacity(64 * 1024, r), max_pdata, tx));
         Link { rx, writer: BufWriter::with_capacity(256 * 1024, w), reader }
@@ -152,7 +182,7 @@ impl Link {
     }
 }
 
-async fn read_loop(mut r: BufReader<OwnedReadHalf>, max_pdata: u32, tx: mpsc::Sender<Result<Pdu, AssocError>>) {
+async fn read_loop(mut r: BufReader<ReadHalf>, max_pdata: u32, tx: mpsc::Sender<Result<Pdu, AssocError>>) {
     loop {
         let mut h = [0u8; 6];
         if let Err(e) = r.read_exact(&mut h).await {

@@ -30,10 +30,10 @@ pub mod service;
 pub mod status;
 pub mod uids;
 
-pub use assoc::{AcceptedContext, AssocError, Association, Event, Negotiated};
+pub use assoc::{AcceptedContext, AssocError, Association, Event, Negotiated, Transport};
 pub use command::{Command, field};
 pub use pdu::{AssociateRj, AssociateRq, RoleSelection};
 pub use scp::{Scp, ScpConfig};
-pub use scu::{Proposal, Requestor, StoreSink, SubOperations, associate};
+pub use scu::{Proposal, Requestor, ScuTls, StoreSink, SubOperations, associate};
 pub use service::{DataSetStream, FindResult, Outcome, RemoteAe, RetrieveItem, Services, SopRef, StoreRequest};
 pub use uids::{QueryModel, Service};

@@ -239,6 +239,8 @@ pub(crate) async fn c_move<S: Services>(
         max_pdu: scp.config.max_pdu,
         connect_timeout: Duration::from_secs(10),
         idle_timeout: scp.config.idle_timeout,
+        // Destinations are registered by host and port only: plain TCP.
+        tls: None,
     };
     let started = std::time::Instant::now();
     let total = items.len();

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 use crate::assoc::{AcceptedContext, AssocError, Association, Event, Link, Negotiated};
 use crate::command::{Command, field};
@@ -78,11 +80,25 @@ impl<S: Services> Scp<S> {
 
     /// Serves connections from `listener` until the process ends.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        self.serve_with(listener, None).await
+    }
+
+    /// Serves DICOM over TLS (PS3.15 B.9, BCP 195) on `listener`: every
+    /// connection starts with a TLS handshake, which must end within the
+    /// ARTIM timeout. The same services, and the same cap on associations,
+    /// as the plain listener(s) of this acceptor.
+    pub async fn serve_tls(self: Arc<Self>, listener: TcpListener, acceptor: TlsAcceptor) {
+        self.serve_with(listener, Some(acceptor)).await
+    }
+
+    /// Serves connections from `listener`, over TLS when `tls` is given.
+    pub async fn serve_with(self: Arc<Self>, listener: TcpListener, tls: Option<TlsAcceptor>) {
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
                     let me = self.clone();
-                    tokio::spawn(async move { me.connection(stream, peer).await });
+                    let tls = tls.clone();
+                    tokio::spawn(async move { me.accept(stream, peer, tls).await });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "DICOM accept failed");
@@ -92,10 +108,38 @@ impl<S: Services> Scp<S> {
         }
     }
 
-    async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
-        let mut link = Link::start(stream, self.config.max_pdu);
+    /// A new connection: the TLS handshake (if any), then the association.
+    async fn accept(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>) {
+        let artim = Instant::now() + self.config.artim_timeout;
+        let max_pdu = self.config.max_pdu;
+        let Some(acceptor) = tls else {
+            return self.connection(Link::start(stream, max_pdu), peer, artim, false).await;
+        };
+        let _ = stream.set_nodelay(true);
+        match tokio::time::timeout_at(artim, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                let (_, session) = tls.get_ref();
+                tracing::debug!(
+                    %peer,
+                    version = ?session.protocol_version(),
+                    suite = ?session.negotiated_cipher_suite().map(|s| s.suite()),
+                    client_certificate = session.peer_certificates().is_some(),
+                    "DICOM TLS handshake done"
+                );
+                self.connection(Link::start(tls, max_pdu), peer, artim, true).await
+            }
+            Ok(Err(e)) => tracing::warn!(%peer, error = %e, "DICOM TLS handshake failed: no association"),
+            Err(_) => tracing::warn!(
+                %peer,
+                timeout = ?self.config.artim_timeout,
+                "DICOM TLS handshake not finished within the ARTIM timeout: no association"
+            ),
+        }
+    }
+
+    async fn connection(self: Arc<Self>, mut link: Link, peer: SocketAddr, artim: Instant, tls: bool) {
         let permit = self.permits.clone().try_acquire_owned().ok();
-        let rq = match link.recv(self.config.artim_timeout).await {
+        let rq = match link.recv(artim.saturating_duration_since(Instant::now())).await {
             Ok(Pdu::AssociateRq(rq)) => rq,
             Ok(other) => {
                 tracing::warn!(%peer, pdu = ?std::mem::discriminant(&other), "DICOM connection did not start with A-ASSOCIATE-RQ");
@@ -127,7 +171,7 @@ impl<S: Services> Scp<S> {
         };
         let mut assoc = Association::new(link, assoc, self.config.idle_timeout);
         let n = assoc.negotiated().clone();
-        tracing::info!(%peer, calling = %n.calling_ae, contexts = n.contexts.len(), max_pdu = n.peer_max_pdu, "association accepted");
+        tracing::info!(%peer, calling = %n.calling_ae, contexts = n.contexts.len(), max_pdu = n.peer_max_pdu, tls, "association accepted");
         let mut reports = PendingReports::default();
         let result = self.serve_association(&mut assoc, &peer_ctx, &mut reports).await;
         match result {

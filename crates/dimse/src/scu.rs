@@ -26,6 +26,32 @@ pub struct Requestor {
     pub connect_timeout: Duration,
     /// Longest wait for any answer.
     pub idle_timeout: Duration,
+    /// Connect over TLS (DICOM secure transport) instead of plain TCP.
+    pub tls: Option<ScuTls>,
+}
+
+/// How to reach a peer over TLS: the client configuration (trusted CAs,
+/// our certificate for peers that require one) and the name the peer's
+/// certificate must carry (a DNS name, or an IP address).
+#[derive(Clone)]
+pub struct ScuTls {
+    pub connector: tokio_rustls::TlsConnector,
+    pub server_name: tokio_rustls::rustls::pki_types::ServerName<'static>,
+}
+
+impl ScuTls {
+    pub fn new(
+        config: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+        server_name: tokio_rustls::rustls::pki_types::ServerName<'static>,
+    ) -> ScuTls {
+        ScuTls { connector: tokio_rustls::TlsConnector::from(config), server_name }
+    }
+}
+
+impl std::fmt::Debug for ScuTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScuTls").field("server_name", &self.server_name).finish_non_exhaustive()
+    }
 }
 
 impl Requestor {
@@ -37,6 +63,7 @@ impl Requestor {
             max_pdu: 256 * 1024,
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -75,7 +102,18 @@ pub async fn associate(
         .await
         .map_err(|_| AssocError::Timeout(req.connect_timeout))??;
     let peer = stream.peer_addr()?;
-    let mut link = Link::start(stream, req.max_pdu);
+    let mut link = match &req.tls {
+        None => Link::start(stream, req.max_pdu),
+        Some(tls) => {
+            let _ = stream.set_nodelay(true);
+            let handshake = tls.connector.connect(tls.server_name.clone(), stream);
+            let stream = tokio::time::timeout(req.connect_timeout, handshake)
+                .await
+                .map_err(|_| AssocError::Timeout(req.connect_timeout))?
+                .map_err(|e| AssocError::Tls(e.to_string()))?;
+            Link::start(stream, req.max_pdu)
+        }
+    };
     let contexts: Vec<ProposedContext> = proposals
         .iter()
         .enumerate()

@@ -128,6 +128,11 @@ where
     F: FnOnce(Arc<Archive>) -> Fut,
     Fut: std::future::Future<Output = anyhow_like::Result<()>>,
 {
+    // Certificates are read before anything listens: a bad file stops the start.
+    let https = match &settings.http_tls {
+        Some(files) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::http_server_config(files)?)),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(settings.http)
         .await
         .map_err(|e| anyhow_like::Error(format!("cannot listen on {}: {e}", settings.http)))?;
@@ -149,26 +154,34 @@ where
         }
     });
     let outer = Router::new().fallback_service(dispatch);
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    println!("yunying: listening on http://{local}");
-    tracing::info!(%local, "listening");
-    let server = tokio::spawn(async move {
-        axum::serve(listener, outer.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-    });
+    let server = match https {
+        Some(acceptor) => {
+            println!("yunying: listening on https://{local}");
+            tracing::info!(%local, "listening (HTTPS)");
+            tokio::spawn(crate::tls::serve_https(listener, acceptor, outer, shutdown_signal()))
+        }
+        None => {
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            println!("yunying: listening on http://{local}");
+            tracing::info!(%local, "listening");
+            tokio::spawn(async move {
+                axum::serve(listener, outer.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await
+            })
+        }
+    };
 
     let dicom_listener = crate::dicom::bind(&settings.dicom).await?;
+    let dicom_tls_listener = crate::dicom::bind_tls(&settings.dicom).await?;
 
     let archive = open_archive(&settings).await?;
     prepare(archive.clone()).await?;
     crate::dicom::register_configured(&archive, &settings.dicom).await?;
-    if let Some(l) = dicom_listener {
-        crate::dicom::start(l, &settings.dicom, archive.clone());
-    }
+    crate::dicom::start(dicom_listener, dicom_tls_listener, &settings.dicom, archive.clone());
     crate::dicom::start_forwarding(&archive, &settings.dicom).await?;
     let app = router(&settings, archive.clone(), health.clone());
     let _ = app_tx.send(Some(app));

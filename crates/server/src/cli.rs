@@ -42,6 +42,9 @@ enum Command {
         /// DICOM listen address, or "off". Env: YUNYING_DICOM. Default: 127.0.0.1:11112.
         #[arg(long, value_name = "ADDR")]
         dicom: Option<String>,
+        /// DICOM TLS listen address, or "off" (certificates: [dicom.tls] in the file). Env: YUNYING_DICOM_TLS.
+        #[arg(long, value_name = "ADDR")]
+        dicom_tls: Option<String>,
         /// Seeds the region's institutions and, on first start, synthetic demo studies.
         #[arg(long)]
         demo: bool,
@@ -133,6 +136,8 @@ enum Command {
         /// Forgets what earlier runs of this pull finished.
         #[arg(long)]
         restart: bool,
+        #[command(flatten)]
+        tls: TlsClient,
     },
     /// Shows the forwarding backlog of the routing rules, per destination.
     ForwardStatus {
@@ -149,7 +154,43 @@ enum Command {
         /// Our calling AE title.
         #[arg(long, default_value = "YUNYING")]
         ae_title: String,
+        #[command(flatten)]
+        tls: TlsClient,
     },
+}
+
+/// DICOM TLS towards a peer (`echo`, `pull`).
+#[derive(Args, Debug, Clone, Default)]
+struct TlsClient {
+    /// Connects over TLS, trusting the CA certificates of this PEM file.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Our certificate chain (PEM), for peers that require client certificates.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The name the peer's certificate must carry. Default: the host of the peer's address.
+    #[arg(long, value_name = "NAME", requires = "tls_ca")]
+    tls_server_name: Option<String>,
+}
+
+impl TlsClient {
+    /// The TLS settings for reaching `address` (`host:port`), if TLS was asked for.
+    fn scu(&self, address: &str) -> Result<Option<yunying_dimse::ScuTls>> {
+        let Some(ca) = &self.tls_ca else { return Ok(None) };
+        let identity = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::config::TlsFiles { cert: cert.clone(), key: key.clone() }),
+            _ => None,
+        };
+        let config = crate::tls::client_config(ca, identity.as_ref())?;
+        let host = match &self.tls_server_name {
+            Some(n) => n.clone(),
+            None => address.rsplit_once(':').map(|(h, _)| h).unwrap_or(address).to_string(),
+        };
+        Ok(Some(yunying_dimse::ScuTls::new(config, crate::tls::server_name(&host)?)))
+    }
 }
 
 fn init_logging(settings: &Settings) {
@@ -190,10 +231,10 @@ async fn run(cli: Cli) -> Result<()> {
             print!("{}", crate::config::EXAMPLE);
             Ok(())
         }
-        Command::Serve { common, http, dicom, demo, demo_studies, demo_slices } => {
+        Command::Serve { common, http, dicom, dicom_tls, demo, demo_studies, demo_slices } => {
             let settings = Settings::load(
                 common.config.as_deref(),
-                &Overrides { http, data: common.data, catalog_url: common.catalog_url, dicom },
+                &Overrides { http, data: common.data, catalog_url: common.catalog_url, dicom, dicom_tls },
             )?;
             init_logging(&settings);
             crate::app::serve(settings, move |archive| async move {
@@ -226,7 +267,8 @@ async fn run(cli: Cli) -> Result<()> {
             let mut out = std::io::stdout();
             crate::ae_cmd::run(archive.index().clone(), command, &mut out).await.map_err(Error)
         }
-        Command::Pull { from, common, ae_title, study_date, patient_id, modality, move_to, institution, restart } => {
+        Command::Pull { from, common, ae_title, study_date, patient_id, modality, move_to, institution, restart, tls } => {
+            let tls = tls.scu(&from.address)?;
             let settings = Settings::load(
                 common.config.as_deref(),
                 &Overrides { data: common.data, catalog_url: common.catalog_url, ..Default::default() },
@@ -258,6 +300,7 @@ async fn run(cli: Cli) -> Result<()> {
                 institution,
                 journal,
                 progress: true,
+                tls,
             };
             let summary = crate::pull::run(archive, options).await.map_err(Error)?;
             print!("{summary}");
@@ -299,9 +342,10 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Echo { peer, ae_title } => {
+        Command::Echo { peer, ae_title, tls } => {
             init_cli_logging();
-            let req = yunying_dimse::Requestor::new(&ae_title, &peer.ae_title, &peer.address);
+            let mut req = yunying_dimse::Requestor::new(&ae_title, &peer.ae_title, &peer.address);
+            req.tls = tls.scu(&peer.address)?;
             let started = Instant::now();
             let mut a = yunying_dimse::associate(&req, &[yunying_dimse::Proposal::native(yunying_dimse::uids::VERIFICATION)], &[])
                 .await?;

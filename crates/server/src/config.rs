@@ -26,6 +26,12 @@ data = "./yunying-data"
 # each request's Host header.
 # public_url = "https://pacs.example.cn"
 
+# HTTPS on the HTTP listener (TLS 1.2/1.3, HTTP/2 and HTTP/1.1). Without this
+# section the listener speaks plain HTTP (behind a gateway that terminates TLS).
+# [server.tls]
+# cert = "/etc/yunying/tls/server.crt"   # PEM chain: the server's certificate first
+# key = "/etc/yunying/tls/server.key"    # PEM key: PKCS#8, RSA or EC
+
 [catalog]
 # The catalog database. Default: SQLite at <data>/catalog.db.
 # For several nodes, point every node at the same PostgreSQL database:
@@ -78,6 +84,16 @@ unknown_ae_allow = ["store", "query"]
 # Accept SOP classes missing from the DICOM dictionary (private classes of
 # modalities) as storage classes.
 accept_unknown_sop_classes = true
+
+# DICOM over TLS (PS3.15 BCP 195 secure transport) on its own port, beside the
+# plain listener, with the same services and the same AE registry.
+# Env: YUNYING_DICOM_TLS; flag: --dicom-tls (the listen address, or "off").
+# [dicom.tls]
+# listen = "0.0.0.0:2762"
+# cert = "/etc/yunying/tls/dicom.crt"
+# key = "/etc/yunying/tls/dicom.key"
+# Require client certificates signed by this CA (mutual TLS):
+# client_ca = "/etc/yunying/tls/clients-ca.crt"
 
 # Remote AEs, registered (or updated) at every start; also managed with
 # `yunying ae add|list|remove`. host/port are needed for C-MOVE destinations
@@ -132,6 +148,34 @@ pub struct RawServer {
     pub http: Option<String>,
     pub data: Option<PathBuf>,
     pub public_url: Option<String>,
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its private key, PEM files (`[server.tls]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `[dicom.tls]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDicomTls {
+    pub listen: Option<String>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// The DICOM TLS listener.
+#[derive(Debug, Clone)]
+pub struct DicomTls {
+    pub listen: SocketAddr,
+    pub files: TlsFiles,
+    /// Clients must present a certificate signed by this CA.
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +239,8 @@ pub struct Settings {
     pub log_level: String,
     pub log_json: bool,
     pub dicom: DicomSettings,
+    /// HTTPS on the HTTP listener.
+    pub http_tls: Option<TlsFiles>,
 }
 
 /// Values given on the command line (they win over everything).
@@ -204,6 +250,7 @@ pub struct Overrides {
     pub data: Option<PathBuf>,
     pub catalog_url: Option<String>,
     pub dicom: Option<String>,
+    pub dicom_tls: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,6 +266,7 @@ pub struct RawDicom {
     pub accept_unknown_ae: Option<bool>,
     pub unknown_ae_allow: Option<Vec<String>>,
     pub accept_unknown_sop_classes: Option<bool>,
+    pub tls: Option<RawDicomTls>,
     #[serde(default)]
     pub remote: Vec<RemoteAeConfig>,
     #[serde(default)]
@@ -299,10 +347,13 @@ pub struct DicomSettings {
     pub accept_unknown_sop_classes: bool,
     pub remotes: Vec<RemoteAeConfig>,
     pub forward: Vec<yunying_archive::ForwardRule>,
+    /// `None`: no DICOM TLS listener.
+    pub tls: Option<DicomTls>,
 }
 
 impl DicomSettings {
-    fn resolve(raw: RawDicom, flag: Option<String>) -> Result<DicomSettings, ConfigError> {
+    fn resolve(raw: RawDicom, flag: Option<String>, tls_flag: Option<String>) -> Result<DicomSettings, ConfigError> {
+        let tls = resolve_dicom_tls(raw.tls, tls_flag)?;
         let listen_s = flag.or_else(|| env("YUNYING_DICOM")).or(raw.listen).unwrap_or_else(|| "127.0.0.1:11112".into());
         let listen = if listen_s.eq_ignore_ascii_case("off") {
             None
@@ -353,8 +404,37 @@ impl DicomSettings {
             accept_unknown_sop_classes: raw.accept_unknown_sop_classes.unwrap_or(true),
             remotes: raw.remote,
             forward,
+            tls,
         })
     }
+}
+
+/// `[dicom.tls]` with its overrides: the listen address defaults to
+/// 127.0.0.1:2762 when the section is present; a listen address given
+/// without the section's files is an error.
+fn resolve_dicom_tls(raw: Option<RawDicomTls>, flag: Option<String>) -> Result<Option<DicomTls>, ConfigError> {
+    let listen_s = flag.or_else(|| env("YUNYING_DICOM_TLS"));
+    let raw = match (raw, &listen_s) {
+        (_, Some(l)) if l.eq_ignore_ascii_case("off") => return Ok(None),
+        (Some(raw), _) => raw,
+        (None, None) => return Ok(None),
+        (None, Some(l)) => {
+            return Err(ConfigError(format!(
+                "a DICOM TLS listen address ({l}) is given, but no [dicom.tls] section with cert and key"
+            )));
+        }
+    };
+    let listen_s = listen_s.or(raw.listen).unwrap_or_else(|| "127.0.0.1:2762".into());
+    if listen_s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let listen = listen_s.parse().map_err(|_| {
+        ConfigError(format!("dicom.tls.listen {listen_s:?} is not an address such as 0.0.0.0:2762 (or \"off\")"))
+    })?;
+    let (Some(cert), Some(key)) = (raw.cert, raw.key) else {
+        return Err(ConfigError("[dicom.tls] needs both cert and key (PEM files)".into()));
+    };
+    Ok(Some(DicomTls { listen, files: TlsFiles { cert, key }, client_ca: raw.client_ca }))
 }
 
 /// A configuration problem, said so that the operator knows what to fix.
@@ -423,7 +503,7 @@ impl Settings {
         if default_institution.trim().is_empty() {
             return Err(ConfigError("ingest.default_institution must not be empty".into()));
         }
-        let dicom = DicomSettings::resolve(raw.dicom, flags.dicom.clone())?;
+        let dicom = DicomSettings::resolve(raw.dicom, flags.dicom.clone(), flags.dicom_tls.clone())?;
         let log_format = raw.log.format.unwrap_or_else(|| "text".into());
         if log_format != "text" && log_format != "json" {
             return Err(ConfigError(format!("log.format {log_format:?} must be \"text\" or \"json\"")));
@@ -444,6 +524,7 @@ impl Settings {
             log_level: env("YUNYING_LOG").or(raw.log.level).unwrap_or_else(|| "info".into()),
             log_json: log_format == "json",
             dicom,
+            http_tls: raw.server.tls,
         })
     }
 
@@ -490,5 +571,31 @@ mod tests {
         let e = Settings::resolve(RawConfig::default(), &Overrides { http: Some("nope".into()), ..Default::default() })
             .unwrap_err();
         assert!(e.0.contains("server.http"));
+    }
+
+    #[test]
+    fn tls_sections() {
+        let raw: RawConfig = toml::from_str(
+            "[server.tls]\ncert = \"s.crt\"\nkey = \"s.key\"\n[dicom.tls]\ncert = \"d.crt\"\nkey = \"d.key\"\nclient_ca = \"ca.crt\"",
+        )
+        .unwrap();
+        let s = Settings::resolve(raw, &Overrides::default()).unwrap();
+        assert_eq!(s.http_tls.unwrap().cert, PathBuf::from("s.crt"));
+        let t = s.dicom.tls.unwrap();
+        assert_eq!(t.listen.to_string(), "127.0.0.1:2762");
+        assert_eq!(t.client_ca, Some(PathBuf::from("ca.crt")));
+        // The flag wins over the file's address.
+        let raw: RawConfig = toml::from_str("[dicom.tls]\nlisten = \"0.0.0.0:2762\"\ncert = \"d.crt\"\nkey = \"d.key\"").unwrap();
+        let flags = Overrides { dicom_tls: Some("127.0.0.1:0".into()), ..Default::default() };
+        assert_eq!(Settings::resolve(raw, &flags).unwrap().dicom.tls.unwrap().listen.port(), 0);
+        // An address without files, or files missing, are errors; "off" turns it off.
+        let e = Settings::resolve(RawConfig::default(), &flags).unwrap_err();
+        assert!(e.0.contains("[dicom.tls]"), "{e}");
+        let raw: RawConfig = toml::from_str("[dicom.tls]\ncert = \"d.crt\"").unwrap();
+        assert!(Settings::resolve(raw, &Overrides::default()).unwrap_err().0.contains("cert and key"));
+        let raw: RawConfig = toml::from_str("[dicom.tls]\ncert = \"d.crt\"\nkey = \"d.key\"").unwrap();
+        let off = Overrides { dicom_tls: Some("off".into()), ..Default::default() };
+        assert!(Settings::resolve(raw, &off).unwrap().dicom.tls.is_none());
+        assert!(toml::from_str::<RawConfig>("[server.tls]\ncert = \"a\"").is_err(), "key is required");
     }
 }

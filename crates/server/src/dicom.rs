@@ -50,8 +50,30 @@ pub async fn bind(dicom: &DicomSettings) -> Result<Option<tokio::net::TcpListene
     Ok(Some(l))
 }
 
-/// Serves DIMSE on `listener` over the archive.
-pub fn start(listener: tokio::net::TcpListener, dicom: &DicomSettings, archive: Arc<Archive>) {
+/// Loads the DICOM TLS certificates and binds the TLS port, when configured.
+pub async fn bind_tls(dicom: &DicomSettings) -> Result<Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)>> {
+    let Some(tls) = &dicom.tls else { return Ok(None) };
+    let config = crate::tls::dicom_server_config(&tls.files, tls.client_ca.as_deref())?;
+    let l = tokio::net::TcpListener::bind(tls.listen)
+        .await
+        .map_err(|e| Error(format!("cannot listen for DICOM TLS on {}: {e}", tls.listen)))?;
+    let local = l.local_addr()?;
+    println!("yunying: dicom tls listening on {local} as {}", dicom.ae_title);
+    tracing::info!(%local, ae = %dicom.ae_title, mutual = tls.client_ca.is_some(), "DICOM TLS listening");
+    Ok(Some((l, tokio_rustls::TlsAcceptor::from(config))))
+}
+
+/// Serves DIMSE over the archive on the plain and/or the TLS listener (one
+/// acceptor: the same services and one cap on associations for both).
+pub fn start(
+    listener: Option<tokio::net::TcpListener>,
+    tls: Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)>,
+    dicom: &DicomSettings,
+    archive: Arc<Archive>,
+) {
+    if listener.is_none() && tls.is_none() {
+        return;
+    }
     let mut policy = DimsePolicy::new(&dicom.ae_title);
     policy.accept_unknown_ae = dicom.accept_unknown_ae;
     policy.unknown_may_store = dicom.unknown_ae_allow.store;
@@ -65,7 +87,12 @@ pub fn start(listener: tokio::net::TcpListener, dicom: &DicomSettings, archive: 
     config.max_pdu = dicom.max_pdu;
     config.accept_unknown_sop_classes = dicom.accept_unknown_sop_classes;
     let scp = Scp::new(config, DimseServices::new(archive, policy));
-    tokio::spawn(scp.serve(listener));
+    if let Some((l, acceptor)) = tls {
+        tokio::spawn(scp.clone().serve_tls(l, acceptor));
+    }
+    if let Some(l) = listener {
+        tokio::spawn(scp.serve(l));
+    }
 }
 
 /// Starts the worker that sends what the routing rules queue.

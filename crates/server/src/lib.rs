@@ -7,6 +7,7 @@
 //! - [`app`]: opens the catalog (SQLite or PostgreSQL) and the blob store,
 //!   builds the [`yunying_archive::Archive`] and the HTTP router, serves;
 //! - [`dicom`]: the DICOM listener's wiring (configured AEs, the DIMSE acceptor);
+//! - [`tls`]: certificates and keys into rustls configurations, the HTTPS server;
 //! - [`ae_cmd`]: `yunying ae`, the AE registry from the command line;
 //! - [`pull`]: `yunying pull`, migration from a legacy PACS by query/retrieve;
 //! - [`cli`]: the subcommands (`serve`, `default-config`, `synth`, `import`, `ae`, `pull`, `echo`);
@@ -23,3 +24,4 @@ pub mod demo;
 pub mod import;
 pub mod pull;
 pub mod stow_client;
+pub mod tls;

@@ -60,6 +60,16 @@ pub struct PullOptions {
     pub institution: Option<InstitutionId>,
     pub journal: PathBuf,
     pub progress: bool,
+    /// Reach the remote over TLS.
+    pub tls: Option<yunying_dimse::ScuTls>,
+}
+
+impl PullOptions {
+    fn requestor(&self) -> Requestor {
+        let mut req = Requestor::new(&self.ae_title, &self.from.ae_title, &self.from.address);
+        req.tls = self.tls.clone();
+        req
+    }
 }
 
 /// What a pull did.
@@ -152,7 +162,7 @@ fn encode(m: &Map<String, Json>, transfer_syntax: &str) -> Result<Vec<u8>, Strin
 }
 
 async fn find_studies(o: &PullOptions) -> Result<Vec<FoundStudy>, String> {
-    let req = Requestor::new(&o.ae_title, &o.from.ae_title, &o.from.address);
+    let req = o.requestor();
     let mut a = associate(&req, &[Proposal::native(uids::STUDY_ROOT_FIND)], &[])
         .await
         .map_err(|e| format!("cannot associate with {} for C-FIND: {e}", o.from.ae_title))?;
@@ -246,7 +256,7 @@ fn get_proposals(classes: &[String]) -> (Vec<Proposal>, Vec<RoleSelection>) {
 /// The SOP classes of a study, by an IMAGE-level C-FIND (empty when the
 /// remote does not answer it).
 async fn study_classes(o: &PullOptions, study: &str) -> Vec<String> {
-    let req = Requestor::new(&o.ae_title, &o.from.ae_title, &o.from.address);
+    let req = o.requestor();
     let Ok(mut a) = associate(&req, &[Proposal::native(uids::STUDY_ROOT_FIND)], &[]).await else { return Vec::new() };
     let ctx_ts = a.negotiated().contexts[0].transfer_syntax.clone();
     let mut m = Map::new();
@@ -359,7 +369,7 @@ fn check_final(op: &str, rsp: &yunying_dimse::Command) -> Result<(), String> {
 
 async fn pull_by_get(o: &PullOptions, study: &str, sink: &ArchiveSink) -> Result<(), String> {
     let classes = study_classes(o, study).await;
-    let req = Requestor::new(&o.ae_title, &o.from.ae_title, &o.from.address);
+    let req = o.requestor();
     let (proposals, roles) = get_proposals(&classes);
     let mut a = associate(&req, &proposals, &roles).await.map_err(|e| format!("cannot associate for C-GET: {e}"))?;
     let ctx_ts = a
@@ -376,7 +386,7 @@ async fn pull_by_get(o: &PullOptions, study: &str, sink: &ArchiveSink) -> Result
 
 /// C-MOVEs a study to `dest`; returns how many instances were sent.
 async fn pull_by_move(o: &PullOptions, study: &str, dest: &str, bar: &ProgressBar) -> Result<u64, String> {
-    let req = Requestor::new(&o.ae_title, &o.from.ae_title, &o.from.address);
+    let req = o.requestor();
     let mut a = associate(&req, &[Proposal::native(uids::STUDY_ROOT_MOVE)], &[])
         .await
         .map_err(|e| format!("cannot associate for C-MOVE: {e}"))?;

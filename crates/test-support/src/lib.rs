@@ -1,5 +1,6 @@
 //! Test helpers: [`TestServer`] runs the real `yunying` binary on a free
-//! port with its own data directory; [`PgDatabase`] is a throw-away
+//! port with its own data directory (over TLS with [`TestServer::start_tls`]
+//! and the certificates of a [`TestPki`]); [`PgDatabase`] is a throw-away
 //! PostgreSQL database on the local server; [`multipart_body`] builds a
 //! STOW-RS request body.
 
@@ -17,10 +18,27 @@ pub struct TestServer {
     pub data: PathBuf,
     /// `127.0.0.1:PORT` of the DICOM listener (`None` when turned off).
     pub dicom: Option<String>,
+    /// `127.0.0.1:PORT` of the DICOM TLS listener (with [`TestServer::start_tls`]).
+    pub dicom_tls: Option<String>,
     _dir: Option<tempfile::TempDir>,
     bin: PathBuf,
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    /// The CA that signed the HTTPS certificate (health checks with curl).
+    https_ca: Option<PathBuf>,
+    /// Start a DICOM TLS listener (`--dicom-tls`).
+    want_dicom_tls: bool,
+}
+
+/// What [`TestServer::start_tls`] turns on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TlsOptions {
+    /// HTTPS on the HTTP listener (`[server.tls]`).
+    pub https: bool,
+    /// The DICOM TLS listener (`[dicom.tls]`).
+    pub dicom: bool,
+    /// DICOM TLS requires client certificates signed by the test CA.
+    pub mutual: bool,
 }
 
 impl TestServer {
@@ -34,10 +52,51 @@ impl TestServer {
             base: String::new(),
             data,
             dicom: None,
+            dicom_tls: None,
             _dir: Some(dir),
             bin: bin.to_path_buf(),
             args: args.iter().map(|s| s.to_string()).collect(),
             envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            https_ca: None,
+            want_dicom_tls: false,
+        };
+        s.launch().await;
+        s
+    }
+
+    /// Like [`TestServer::start`], with TLS as `opts` says, using the
+    /// certificates of `pki` (a configuration file names them; the DICOM
+    /// TLS listener is on a free port, see [`TestServer::dicom_tls_port`]).
+    pub async fn start_tls(bin: &Path, pki: &TestPki, opts: TlsOptions, args: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let config = dir.path().join("yunying.toml");
+        let q = |p: &Path| format!("{:?}", p.display().to_string());
+        let mut toml = String::new();
+        if opts.https {
+            toml += &format!("[server.tls]\ncert = {}\nkey = {}\n", q(&pki.server_cert), q(&pki.server_key));
+        }
+        if opts.dicom {
+            toml += &format!("[dicom.tls]\ncert = {}\nkey = {}\n", q(&pki.server_cert), q(&pki.server_key));
+            if opts.mutual {
+                toml += &format!("client_ca = {}\n", q(&pki.ca));
+            }
+        }
+        std::fs::write(&config, toml).expect("write the configuration");
+        let mut all = vec!["--config".to_string(), config.display().to_string()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let mut s = TestServer {
+            child: None,
+            base: String::new(),
+            data,
+            dicom: None,
+            dicom_tls: None,
+            _dir: Some(dir),
+            bin: bin.to_path_buf(),
+            args: all,
+            envs: Vec::new(),
+            https_ca: opts.https.then(|| pki.ca.clone()),
+            want_dicom_tls: opts.dicom,
         };
         s.launch().await;
         s
@@ -51,10 +110,13 @@ impl TestServer {
             base: String::new(),
             data: data.to_path_buf(),
             dicom: None,
+            dicom_tls: None,
             _dir: None,
             bin: bin.to_path_buf(),
             args: args.iter().map(|s| s.to_string()).collect(),
             envs: Vec::new(),
+            https_ca: None,
+            want_dicom_tls: false,
         };
         s.launch().await;
         s
@@ -66,6 +128,9 @@ impl TestServer {
         if !self.args.iter().any(|a| a == "--dicom") {
             // A free port: tests run side by side.
             cmd.arg("--dicom").arg(self.dicom.as_deref().unwrap_or("127.0.0.1:0"));
+        }
+        if self.want_dicom_tls {
+            cmd.arg("--dicom-tls").arg(self.dicom_tls.as_deref().unwrap_or("127.0.0.1:0"));
         }
         cmd.args(&self.args);
         for (k, v) in &self.envs {
@@ -85,16 +150,26 @@ impl TestServer {
                     let addr = rest.split_whitespace().next().unwrap_or_default();
                     let _ = tx.send(format!("dicom {addr}"));
                 }
+                if let Some(rest) = line.strip_prefix("yunying: dicom tls listening on ") {
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(format!("dicomtls {addr}"));
+                }
             }
         });
         let dicom_off = self.args.windows(2).any(|w| w[0] == "--dicom" && w[1] == "off");
-        let (mut base, mut dicom) = (None, None);
-        while base.is_none() || (dicom.is_none() && !dicom_off) {
+        let (mut base, mut dicom, mut dicom_tls) = (None, None, None);
+        while base.is_none() || (dicom.is_none() && !dicom_off) || (dicom_tls.is_none() && self.want_dicom_tls) {
             let line = rx.recv_timeout(Duration::from_secs(60)).expect("the server printed no listening address");
-            match line.strip_prefix("dicom ") {
-                Some(addr) => dicom = Some(addr.to_string()),
-                None => base = Some(line),
+            if let Some(addr) = line.strip_prefix("dicom ") {
+                dicom = Some(addr.to_string());
+            } else if let Some(addr) = line.strip_prefix("dicomtls ") {
+                dicom_tls = Some(addr.to_string());
+            } else {
+                base = Some(line);
             }
+        }
+        if dicom_tls.is_some() {
+            self.dicom_tls = dicom_tls;
         }
         self.base = base.expect("address");
         // On restart, the DICOM port stays the same (clients keep their address).
@@ -115,7 +190,18 @@ impl TestServer {
             {
                 panic!("the server exited during start-up: {status}");
             }
-            if let Ok(r) = client.get(format!("{}/healthz", self.base)).send().await
+            if let Some(ca) = &self.https_ca {
+                let code = Command::new("curl")
+                    .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+                    .arg(ca)
+                    .arg(format!("{}/healthz", self.base))
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                    .unwrap_or_default();
+                if code == "200" {
+                    return;
+                }
+            } else if let Ok(r) = client.get(format!("{}/healthz", self.base)).send().await
                 && r.status() == 200
             {
                 return;
@@ -130,6 +216,12 @@ impl TestServer {
     /// The DICOM listener's port.
     pub fn dicom_port(&self) -> u16 {
         let addr = self.dicom.as_deref().expect("the DICOM listener is off");
+        addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
+    }
+
+    /// The DICOM TLS listener's port.
+    pub fn dicom_tls_port(&self) -> u16 {
+        let addr = self.dicom_tls.as_deref().expect("no DICOM TLS listener (start_tls with dicom)");
         addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
     }
 
@@ -204,6 +296,83 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.crash();
     }
+}
+
+/// A throw-away PKI made at test time with the `openssl` command: a CA,
+/// a server certificate for 127.0.0.1 and localhost, a client certificate
+/// (CN `MODALITY`), and a stranger: a client certificate from another CA.
+/// RSA 2048 keys (PKCS#8 PEM), valid two days.
+pub struct TestPki {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// Signed by another CA, which the server does not trust.
+    pub stranger_cert: PathBuf,
+    pub stranger_key: PathBuf,
+    pub dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPki {
+    pub fn create() -> TestPki {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let ca_ext = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n";
+        let leaf = |eku: &str, san: &str| {
+            format!(
+                "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
+                 extendedKeyUsage={eku}\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n{san}"
+            )
+        };
+        let ca = issue(&dir, "ca", "/CN=Yunying Test CA", ca_ext, None);
+        let other = issue(&dir, "other-ca", "/CN=Another CA", ca_ext, None);
+        let server =
+            issue(&dir, "server", "/CN=localhost", &leaf("serverAuth", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"), Some(&ca));
+        let client = issue(&dir, "client", "/CN=MODALITY", &leaf("clientAuth", ""), Some(&ca));
+        let stranger = issue(&dir, "stranger", "/CN=STRANGER", &leaf("clientAuth", ""), Some(&other));
+        TestPki {
+            ca: ca.0,
+            server_cert: server.0,
+            server_key: server.1,
+            client_cert: client.0,
+            client_key: client.1,
+            stranger_cert: stranger.0,
+            stranger_key: stranger.1,
+            dir,
+            _dir: tmp,
+        }
+    }
+}
+
+/// Makes `NAME.key` and `NAME.crt` under `dir`, signed by `ca` (cert, key)
+/// or self-signed; returns (cert, key).
+fn issue(dir: &Path, name: &str, subject: &str, ext: &str, ca: Option<&(PathBuf, PathBuf)>) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    let crt = dir.join(format!("{name}.crt"));
+    let extfile = dir.join(format!("{name}.ext"));
+    std::fs::write(&extfile, ext).unwrap();
+    let openssl = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new("openssl").args(args).output().expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let os = |s: &str| std::ffi::OsStr::new(s).to_owned();
+    openssl(&[&os("genpkey"), &os("-algorithm"), &os("RSA"), &os("-pkeyopt"), &os("rsa_keygen_bits:2048"), &os("-out"), key.as_os_str()]);
+    openssl(&[&os("req"), &os("-new"), &os("-key"), key.as_os_str(), &os("-subj"), &os(subject), &os("-out"), csr.as_os_str()]);
+    let serial = format!("0x{:016x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    let mut args: Vec<std::ffi::OsString> = ["x509", "-req", "-days", "2", "-sha256", "-set_serial", &serial, "-in"].map(os).to_vec();
+    args.push(csr.clone().into());
+    match ca {
+        Some((ca_crt, ca_key)) => {
+            args.extend([os("-CA"), ca_crt.clone().into(), os("-CAkey"), ca_key.clone().into()]);
+        }
+        None => args.extend([os("-signkey"), key.clone().into()]),
+    }
+    args.extend([os("-extfile"), extfile.into(), os("-out"), crt.clone().into()]);
+    openssl(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>());
+    (crt, key)
 }
 
 /// A throw-away PostgreSQL database on the local server (see
