@@ -26,6 +26,15 @@ class Server:
         self.tmp = tempfile.TemporaryDirectory(prefix="yunying-py-")
         self.data = pathlib.Path(self.tmp.name) / "data"
         env = dict(os.environ, YUNYING_LOG=os.environ.get("YUNYING_TEST_LOG", "warn"))
+        # Every data endpoint needs a credential: a region-wide API token made
+        # with the CLI before the server starts.
+        token_file = pathlib.Path(self.tmp.name) / "token"
+        subprocess.run([binary, "token", "create", "--name", "pytests", "--actions", "all", "--out", str(token_file),
+                        "--data", str(self.data)], check=True, capture_output=True, env=env, timeout=60)
+        self.token = token_file.read_text().strip()
+        self.headers = {"Authorization": f"Bearer {self.token}"}
+        self.http = requests.Session()
+        self.http.headers.update(self.headers)
         self.proc = subprocess.Popen(
             [binary, "serve", "--http", "127.0.0.1:0", "--dicom", "127.0.0.1:0", "--data", str(self.data), *extra],
             stdout=subprocess.PIPE, text=True, env=env)

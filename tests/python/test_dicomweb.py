@@ -18,11 +18,12 @@ from dicomweb_client.api import DICOMwebClient
 BOUNDARY = "yunying-pytest-boundary"
 
 
-def stow(base, blobs):
+def stow(base, blobs, headers):
     body = b"".join(
         b"--" + BOUNDARY.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + blob + b"\r\n" for blob in blobs
     ) + b"--" + BOUNDARY.encode() + b"--\r\n"
     r = requests.post(base + "/studies", data=body, headers={
+        **headers,
         "Content-Type": f'multipart/related; type="application/dicom"; boundary={BOUNDARY}',
         "Accept": "application/dicom+json"})
     return r
@@ -73,7 +74,7 @@ def test_real_files_round_trip(yunying, testdata):
         if not indexable(ds):
             continue
         checked += 1
-        r = stow(yunying.dicomweb, [raw])
+        r = stow(yunying.dicomweb, [raw], yunying.headers)
         study, series, sop = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
         if r.status_code == 409:
             reason = r.json()["00081198"]["Value"][0]["00081197"]["Value"][0]
@@ -84,7 +85,7 @@ def test_real_files_round_trip(yunying, testdata):
                 continue
             # Otherwise legitimate only when the study is known under another patient.
             assert reason == 0xA900, (path, reason)
-            found = requests.get(yunying.dicomweb + "/studies", params={"StudyInstanceUID": study}).json()
+            found = yunying.http.get(yunying.dicomweb + "/studies", params={"StudyInstanceUID": study}).json()
             assert found, f"{path}: refused ({r.headers.get('Warning')}) but its study is unknown"
             assert found[0].get("00100020", {}).get("Value", [""])[0] != str(ds.get("PatientID", "")), path
             conflicts += 1
@@ -93,7 +94,7 @@ def test_real_files_round_trip(yunying, testdata):
         stored += 1
 
         # QIDO: the patient name decodes as pydicom decodes it.
-        rows = requests.get(yunying.dicomweb + "/instances",
+        rows = yunying.http.get(yunying.dicomweb + "/instances",
                             params={"SOPInstanceUID": sop, "includefield": "PatientName"}).json()
         assert len(rows) == 1, path
         if "PatientName" in ds and ds.PatientName:
@@ -104,7 +105,7 @@ def test_real_files_round_trip(yunying, testdata):
 
         # WADO-RS: the very bytes that were sent.
         url = f"{yunying.dicomweb}/studies/{study}/series/{series}/instances/{sop}"
-        got = requests.get(url, headers={"Accept": "application/dicom"})
+        got = yunying.http.get(url, headers={"Accept": "application/dicom"})
         assert got.status_code == 200 and got.content == raw, path
 
         # Frames: compared with pydicom's own cutting of the pixel data.
@@ -130,7 +131,7 @@ def test_real_files_round_trip(yunying, testdata):
                 w = bits // 8
                 data = b"".join(data[i:i + w][::-1] for i in range(0, flen, w))
             expected = bytes(data[:flen])
-        fr = requests.get(url + "/frames/1",
+        fr = yunying.http.get(url + "/frames/1",
                           headers={"Accept": "multipart/related; type=application/octet-stream; transfer-syntax=*"})
         assert fr.status_code == 200, f"{path}: frames {fr.status_code} {fr.text[:200]}"
         part = split_multipart(fr)[0]
@@ -165,9 +166,9 @@ def test_chinese_names(yunying, testdata, name, ideographic):
     """GB18030 and UTF-8 names come out as Unicode groups, searchable by ideographic prefix."""
     path = testdata / "pydicom" / "charset_files" / name
     ds = pydicom.dcmread(path)
-    r = stow(yunying.dicomweb, [path.read_bytes()])
+    r = stow(yunying.dicomweb, [path.read_bytes()], yunying.headers)
     assert r.status_code in (200, 409), r.headers.get("Warning")
-    found = requests.get(yunying.dicomweb + "/studies", params={"PatientName": "王*", "StudyInstanceUID": str(ds.StudyInstanceUID)}).json()
+    found = yunying.http.get(yunying.dicomweb + "/studies", params={"PatientName": "王*", "StudyInstanceUID": str(ds.StudyInstanceUID)}).json()
     assert len(found) == 1
     groups = pn_groups(found[0]["00100010"]["Value"])
     assert groups[0] == "Wang^XiaoDong"
@@ -177,7 +178,7 @@ def test_chinese_names(yunying, testdata, name, ideographic):
 def test_dicomweb_client_store_search_retrieve(yunying, tmp_path):
     """The dicomweb-client library end to end: STOW, QIDO at every level, WADO,
     metadata that pydicom turns back into a data set, frames."""
-    client = DICOMwebClient(url=yunying.dicomweb)
+    client = DICOMwebClient(url=yunying.dicomweb, headers=yunying.headers)
     ds = pydicom.Dataset()
     ds.file_meta = pydicom.dataset.FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
@@ -226,7 +227,7 @@ def test_dicomweb_client_store_search_retrieve(yunying, tmp_path):
     # deployments behind gateways.)
     uri = urllib.parse.urlparse(fetched[0])
     assert uri.scheme == "http" and uri.path.startswith("/dicom-web/studies/" + str(ds.StudyInstanceUID)), fetched
-    assert requests.get(yunying.base + uri.path).status_code == 200
+    assert yunying.http.get(yunying.base + uri.path).status_code == 200
 
     frames = client.retrieve_instance_frames(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
                                              str(ds.SOPInstanceUID), frame_numbers=[1],

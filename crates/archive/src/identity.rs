@@ -31,8 +31,8 @@ pub struct SecuritySettings {
     /// Consecutive failures that lock an account.
     pub max_failures: i64,
     pub lock_minutes: i64,
-    /// A session unused this long ends.
-    pub session_idle_minutes: i64,
+    /// A session unused this long ends (seconds).
+    pub session_idle_seconds: i64,
     /// A session ends this long after login, whatever the activity.
     pub session_max_hours: i64,
     /// TOTP for every user, not only administrators.
@@ -50,7 +50,7 @@ impl Default for SecuritySettings {
             password_rules: PasswordRules::default(),
             max_failures: 5,
             lock_minutes: 30,
-            session_idle_minutes: 15,
+            session_idle_seconds: 15 * 60,
             session_max_hours: 12,
             totp_for_everyone: false,
             access_token_minutes: 60,
@@ -354,7 +354,7 @@ impl Archive {
         let t = now();
         let key = token::secret_hash(session_id);
         let ttl = self.settings.security.credential_cache_seconds * 1000;
-        let idle = self.settings.security.session_idle_minutes * 60_000;
+        let idle = self.settings.security.session_idle_seconds * 1000;
         let (principal, session) = match self.credential_cache.get(&key, t, ttl) {
             Some((p, Some(s))) => (p, s),
             _ => {
@@ -393,9 +393,10 @@ impl Archive {
                 return Err(AuthError::Csrf);
             }
         }
-        // Activity is written at most every 30 s (the idle clock's resolution).
+        // Activity is written at most every 30 s, or a quarter of the idle
+        // limit if shorter (the idle clock's resolution).
         let mut session = session;
-        if t - session.last_seen_at > 30_000 {
+        if t - session.last_seen_at > (idle / 4).min(30_000) {
             let _ = self.index.touch_session(&key, t).await;
             session.last_seen_at = t;
             self.credential_cache.put(key.clone(), principal.clone(), Some(session.clone()), t);

@@ -62,7 +62,54 @@ pub async fn open_archive(settings: &Settings) -> anyhow_like::Result<Arc<Archiv
     a.fallback_charset = settings.fallback_charset;
     a.max_object_bytes = settings.max_object_bytes;
     a.forward_rules = settings.dicom.forward.clone();
+    a.keys = load_keys(settings)?;
+    a.node = settings.security.node.clone();
+    a.security = settings.security.rules.clone();
     Ok(Archive::open(index, blobs, a).await?)
+}
+
+/// The key ring the settings name: the key file (made with fresh keys at
+/// first start when it is the default one under the data directory) or the
+/// external key service's command.
+pub fn load_keys(settings: &Settings) -> anyhow_like::Result<Arc<yunying_security::Keyring>> {
+    use crate::config::KeySource;
+    use yunying_security::Keyring;
+    let ring = match &settings.security.keys {
+        KeySource::Command(c) => Keyring::load_command(c).map_err(|e| anyhow_like::Error(format!("security.key_command: {e}")))?,
+        KeySource::File { path, create } => {
+            if !path.exists() && *create {
+                let ring = Keyring::generate(settings.security.field_algorithm);
+                ring.write_file(path).map_err(|e| anyhow_like::Error(format!("cannot write the key file {}: {e}", path.display())))?;
+                tracing::warn!(
+                    path = %path.display(),
+                    "made a new key file; back it up apart from the data (without it, encrypted fields cannot be read and the audit trail cannot be verified), and in production keep keys in a key service (security.key_command)"
+                );
+                ring
+            } else {
+                Keyring::load_file(path).map_err(|e| anyhow_like::Error(format!("security.key_file: {e}")))?
+            }
+        }
+    };
+    Ok(Arc::new(ring))
+}
+
+/// Cookies are Secure when the platform is reached over HTTPS.
+pub fn secure_cookies(settings: &Settings) -> bool {
+    settings.security.secure_cookies.unwrap_or_else(|| {
+        settings.http_tls.is_some() || settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    })
+}
+
+/// Forwards every stored audit record to the configured syslog server.
+pub fn start_audit_forwarding(settings: &Settings, archive: &Archive) {
+    let Some(target) = settings.security.syslog.clone() else { return };
+    let sink = yunying_audit::SyslogSink::spawn(target.clone(), 10_000);
+    let node = settings.security.node.clone();
+    archive.audit_trail().set_forwarder(Arc::new(move |s: &yunying_audit::SealedEvent| {
+        let xml = yunying_audit::dicom_xml::to_audit_message(s, &node);
+        let _ = sink.send(yunying_audit::syslog::format_rfc5424(s, &node, "yunying", &xml));
+    }));
+    tracing::info!(%target, "audit records are forwarded to syslog");
 }
 
 /// Readiness, shared by `/healthz` and start-up.
@@ -108,14 +155,22 @@ async fn not_found() -> Response {
 
 /// The HTTP application around a ready archive.
 pub fn router(settings: &Settings, archive: Arc<Archive>, health: Health) -> Router {
-    let mut dw = yunying_dicomweb::DicomWeb::new(archive);
+    let mut dw = yunying_dicomweb::DicomWeb::new(archive.clone());
     dw.public_url = settings.public_url.as_ref().map(|u| format!("{u}/dicom-web"));
     dw.max_results = settings.max_results;
     dw.stow_parallelism = settings.stow_parallelism;
+    let auth = yunying_http_common::auth::AuthLayerState { archive: archive.clone() };
+    let api = yunying_api::Api { archive, secure_cookies: secure_cookies(settings) };
     Router::new()
-        .nest("/dicom-web", yunying_dicomweb::router(dw))
+        .nest(
+            "/dicom-web",
+            yunying_dicomweb::router(dw)
+                .layer(axum::middleware::from_fn_with_state(auth, yunying_http_common::auth::require_credentials)),
+        )
+        .merge(yunying_api::router(api, settings.security.login_attempts_per_minute))
         .route("/healthz", get(healthz).with_state(health))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(yunying_http_common::auth::security_headers))
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
 }
@@ -179,6 +234,8 @@ where
     let dicom_tls_listener = crate::dicom::bind_tls(&settings.dicom).await?;
 
     let archive = open_archive(&settings).await?;
+    start_audit_forwarding(&settings, &archive);
+    crate::accounts::bootstrap_admin(&archive).await?;
     prepare(archive.clone()).await?;
     crate::dicom::register_configured(&archive, &settings.dicom).await?;
     crate::dicom::start(dicom_listener, dicom_tls_listener, &settings.dicom, archive.clone());

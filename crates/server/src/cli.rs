@@ -139,6 +139,41 @@ enum Command {
         #[command(flatten)]
         tls: TlsClient,
     },
+    /// Accounts: add, list, unlock, disable, reset passwords, set roles.
+    User {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: crate::security_cmd::UserCommand,
+    },
+    /// API tokens and service accounts (OAuth2 client credentials).
+    Token {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: crate::security_cmd::TokenCommand,
+    },
+    /// The audit trail: verify its chains, export records.
+    Audit {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: crate::security_cmd::AuditCommand,
+    },
+    /// Key files: generate, show ids, rotate (re-encrypting stored personal data).
+    Keys {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: crate::security_cmd::KeysCommand,
+    },
+    /// Member institutions (tenants).
+    Institution {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: crate::security_cmd::InstitutionCommand,
+    },
     /// Shows the forwarding backlog of the routing rules, per destination.
     ForwardStatus {
         #[command(flatten)]
@@ -200,6 +235,23 @@ fn init_logging(settings: &Settings) {
     let _ = if settings.log_json { builder.json().try_init() } else { builder.try_init() };
 }
 
+fn cli_settings(common: &Common) -> Result<Settings> {
+    let settings = Settings::load(
+        common.config.as_deref(),
+        &Overrides { data: common.data.clone(), catalog_url: common.catalog_url.clone(), ..Default::default() },
+    )?;
+    init_cli_logging();
+    Ok(settings)
+}
+
+/// The archive for an administration command: its audit records go to the
+/// node's own `-cli` chain, so a running server's chain is never contended.
+async fn cli_archive(common: &Common) -> Result<std::sync::Arc<yunying_archive::Archive>> {
+    let mut settings = cli_settings(common)?;
+    settings.security.node = format!("{}-cli", settings.security.node);
+    crate::app::open_archive(&settings).await
+}
+
 fn init_cli_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("YUNYING_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -237,9 +289,10 @@ async fn run(cli: Cli) -> Result<()> {
                 &Overrides { http, data: common.data, catalog_url: common.catalog_url, dicom, dicom_tls },
             )?;
             init_logging(&settings);
+            let data = settings.data.clone();
             crate::app::serve(settings, move |archive| async move {
                 if demo {
-                    crate::demo::load(archive, demo_studies, demo_slices).await?;
+                    crate::demo::load(archive, &data, demo_studies, demo_slices).await?;
                 }
                 Ok(())
             })
@@ -308,6 +361,66 @@ async fn run(cli: Cli) -> Result<()> {
                 return Err(Error("some studies or instances failed; run the same command again to retry them".into()));
             }
             Ok(())
+        }
+        Command::User { common, command } => {
+            let archive = cli_archive(&common).await?;
+            crate::security_cmd::user(archive, command).await.map_err(Error)
+        }
+        Command::Token { common, command } => {
+            let archive = cli_archive(&common).await?;
+            crate::security_cmd::token(archive, command).await.map_err(Error)
+        }
+        Command::Audit { common, command } => {
+            let archive = cli_archive(&common).await?;
+            crate::security_cmd::audit(archive, command).await.map_err(Error)
+        }
+        Command::Institution { common, command } => {
+            let archive = cli_archive(&common).await?;
+            crate::security_cmd::institution(archive, command).await.map_err(Error)
+        }
+        Command::Keys { common, command } => {
+            use crate::security_cmd::KeysCommand;
+            match command {
+                KeysCommand::Generate { out, algorithm } => crate::security_cmd::generate_keys(&out, &algorithm).map_err(Error),
+                KeysCommand::Show => {
+                    let settings = cli_settings(&common)?;
+                    let ring = crate::app::load_keys(&settings)?;
+                    crate::security_cmd::show_keys(&ring);
+                    Ok(())
+                }
+                KeysCommand::Rotate { algorithm, blind, audit } => {
+                    let settings = cli_settings(&common)?;
+                    let crate::config::KeySource::File { path, .. } = &settings.security.keys else {
+                        return Err(Error("keys come from security.key_command: rotate them in the key service".into()));
+                    };
+                    let mut ring = (*crate::app::load_keys(&settings)?).clone();
+                    let alg = match algorithm.as_str() {
+                        "aes-256-gcm" => yunying_security::FieldAlgorithm::Aes256Gcm,
+                        "sm4-gcm" => yunying_security::FieldAlgorithm::Sm4Gcm,
+                        other => return Err(Error(format!("{other:?} is sm4-gcm or aes-256-gcm"))),
+                    };
+                    let id = ring.rotate_data(alg);
+                    if blind {
+                        ring.rotate_blind();
+                    }
+                    if audit {
+                        ring.rotate_audit();
+                    }
+                    let archive = cli_archive(&common).await?;
+                    let n = crate::security_cmd::reencrypt(&archive, &ring).await.map_err(Error)?;
+                    ring.write_file(path).map_err(|e| Error(format!("cannot write {}: {e}", path.display())))?;
+                    let mut e = archive.audit_event(
+                        &yunying_archive::Caller::cli("keys"),
+                        yunying_audit::Action::KeyRotated,
+                        yunying_audit::Outcome::Success,
+                    );
+                    e.detail = serde_json::json!({ "data_key": id, "blind": blind, "audit": audit, "reencrypted": n });
+                    archive.audit(e).await;
+                    archive.audit_trail().flush().await;
+                    println!("new data key {id}; {n} personal fields re-encrypted; restart the server to use the new keys");
+                    Ok(())
+                }
+            }
         }
         Command::ForwardStatus { common, json } => {
             let settings = Settings::load(

@@ -115,6 +115,50 @@ accept_unknown_sop_classes = true
 # calling_aes = []                 # AEs the instance came from
 # channels = ["dimse", "stow"]     # dimse, stow, import, pull
 
+[security]
+# Keys (field encryption SM4-GCM, blind indexes and the audit chain's MAC,
+# HMAC-SM3) never live in this file. Default: <data>/keys/yunying.keys, made
+# with fresh keys (mode 0600) at first start. In production, keep the key
+# file on separate protected storage, or name the client program of your key
+# service (KMS / cipher machine), which prints the key file on stdout:
+# key_file = "/etc/yunying/yunying.keys"          # env YUNYING_KEY_FILE
+# key_command = "/usr/local/bin/fetch-yunying-keys" # env YUNYING_KEY_COMMAND
+# Algorithm of new field ciphertexts: "sm4-gcm" or "aes-256-gcm".
+field_algorithm = "sm4-gcm"
+# Passwords (MLPS level 3): length, character classes (of lower, upper,
+# digit, symbol), expiry.
+password_min_length = 10
+password_min_classes = 3
+password_max_age_days = 90
+# Lockout after consecutive failed logins.
+max_failed_logins = 5
+lock_minutes = 30
+# Sessions end after this much inactivity, and this long after login.
+session_idle_minutes = 15
+session_max_hours = 12
+# (session_idle_seconds, when minutes are too coarse, wins over session_idle_minutes.)
+# How long a node trusts a checked token or session before reading the
+# catalog again: a revocation reaches every node within this delay.
+credential_cache_seconds = 10
+# The TOTP second factor is mandatory for administrators; also for everyone?
+second_factor_for_everyone = false
+# Lifetime of access tokens issued to service accounts (OAuth2 client credentials).
+access_token_minutes = 60
+# Sign-in and verification attempts per client address and minute (a whole
+# hospital may share one address behind NAT; accounts also lock on their own).
+login_attempts_per_minute = 60
+# Mark cookies Secure. Default: when served over HTTPS or public_url is https.
+# secure_cookies = true
+
+[audit]
+# This node's name: each node writes its own audit chain. Default: the host name.
+# node = "pacs-1"
+# Forward every audit record (RFC 5424, DICOM PS3.15 XML payload) to a syslog
+# server / SIEM: udp://host:514 or tcp://host:6514.
+# syslog = "udp://10.1.0.20:514"
+# Records are kept at least this long (never less than 180 days).
+retention_days = 180
+
 [log]
 # error, warn, info, debug, trace; or a filter such as "info,yunying_archive=debug".
 level = "info"
@@ -140,6 +184,142 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub dicom: RawDicom,
+    #[serde(default)]
+    pub security: RawSecurity,
+    #[serde(default)]
+    pub audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecurity {
+    pub key_file: Option<PathBuf>,
+    pub key_command: Option<String>,
+    pub field_algorithm: Option<String>,
+    pub password_min_length: Option<usize>,
+    pub password_min_classes: Option<usize>,
+    pub password_max_age_days: Option<u32>,
+    pub max_failed_logins: Option<i64>,
+    pub lock_minutes: Option<i64>,
+    pub session_idle_minutes: Option<i64>,
+    pub session_idle_seconds: Option<i64>,
+    pub credential_cache_seconds: Option<i64>,
+    pub session_max_hours: Option<i64>,
+    pub second_factor_for_everyone: Option<bool>,
+    pub access_token_minutes: Option<i64>,
+    pub login_attempts_per_minute: Option<u32>,
+    pub secure_cookies: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub node: Option<String>,
+    pub syslog: Option<String>,
+    pub retention_days: Option<u32>,
+}
+
+/// Where the keys come from: never from this configuration itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A key file (created with fresh keys at first start when it is the default one).
+    File { path: PathBuf, create: bool },
+    /// An external key service's client program printing the key file on stdout.
+    Command(String),
+}
+
+/// Identity, sessions and keys.
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    pub keys: KeySource,
+    pub field_algorithm: yunying_security::FieldAlgorithm,
+    pub rules: yunying_archive::SecuritySettings,
+    pub login_attempts_per_minute: u32,
+    /// `None`: Secure cookies when served over HTTPS or behind an https public URL.
+    pub secure_cookies: Option<bool>,
+    /// This node's name (its audit chain).
+    pub node: String,
+    pub syslog: Option<yunying_audit::SyslogTarget>,
+    pub audit_retention_days: u32,
+}
+
+impl SecurityConfig {
+    fn resolve(raw: RawSecurity, audit: RawAudit, data: &Path) -> Result<SecurityConfig, ConfigError> {
+        let keys = match (env("YUNYING_KEY_COMMAND").or(raw.key_command), env("YUNYING_KEY_FILE").map(PathBuf::from).or(raw.key_file)) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError("security: give key_file or key_command, not both".into()));
+            }
+            (Some(c), None) => KeySource::Command(c),
+            (None, Some(f)) => KeySource::File { path: f, create: false },
+            (None, None) => KeySource::File { path: data.join("keys").join("yunying.keys"), create: true },
+        };
+        let field_algorithm = match raw.field_algorithm.as_deref().unwrap_or("sm4-gcm") {
+            "sm4-gcm" => yunying_security::FieldAlgorithm::Sm4Gcm,
+            "aes-256-gcm" => yunying_security::FieldAlgorithm::Aes256Gcm,
+            other => return Err(ConfigError(format!("security.field_algorithm {other:?} is sm4-gcm or aes-256-gcm"))),
+        };
+        let mut rules = yunying_archive::SecuritySettings::default();
+        if let Some(v) = raw.password_min_length {
+            if v < 8 {
+                return Err(ConfigError("security.password_min_length is at least 8 (MLPS level 3)".into()));
+            }
+            rules.password_rules.min_length = v;
+        }
+        if let Some(v) = raw.password_min_classes {
+            rules.password_rules.min_classes = v.clamp(1, 4);
+        }
+        if let Some(v) = raw.password_max_age_days {
+            rules.password_rules.max_age_days = v;
+        }
+        if let Some(v) = raw.max_failed_logins {
+            rules.max_failures = v.clamp(1, 100);
+        }
+        if let Some(v) = raw.lock_minutes {
+            rules.lock_minutes = v.max(1);
+        }
+        if let Some(v) = raw.session_idle_minutes {
+            rules.session_idle_seconds = v.clamp(1, 24 * 60) * 60;
+        }
+        if let Some(v) = raw.session_idle_seconds {
+            rules.session_idle_seconds = v.clamp(1, 24 * 3600);
+        }
+        if let Some(v) = raw.credential_cache_seconds {
+            rules.credential_cache_seconds = v.clamp(0, 300);
+        }
+        if let Some(v) = raw.session_max_hours {
+            rules.session_max_hours = v.clamp(1, 24 * 7);
+        }
+        if let Some(v) = raw.second_factor_for_everyone {
+            rules.totp_for_everyone = v;
+        }
+        if let Some(v) = raw.access_token_minutes {
+            rules.access_token_minutes = v.clamp(1, 24 * 60);
+        }
+        let syslog = match env("YUNYING_AUDIT_SYSLOG").or(audit.syslog) {
+            Some(t) => Some(
+                yunying_audit::SyslogTarget::parse(&t)
+                    .map_err(|e| ConfigError(format!("audit.syslog {t:?}: {e} (use udp://host:514 or tcp://host:6514)")))?,
+            ),
+            None => None,
+        };
+        let retention = audit.retention_days.unwrap_or(180);
+        if retention < 180 {
+            return Err(ConfigError("audit.retention_days is at least 180 (网络安全法: six months)".into()));
+        }
+        let node = env("YUNYING_NODE").or(audit.node).unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "node".into())
+        });
+        Ok(SecurityConfig {
+            keys,
+            field_algorithm,
+            rules,
+            login_attempts_per_minute: raw.login_attempts_per_minute.unwrap_or(60).max(1),
+            secure_cookies: raw.secure_cookies,
+            node,
+            syslog,
+            audit_retention_days: retention,
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,6 +421,7 @@ pub struct Settings {
     pub dicom: DicomSettings,
     /// HTTPS on the HTTP listener.
     pub http_tls: Option<TlsFiles>,
+    pub security: SecurityConfig,
 }
 
 /// Values given on the command line (they win over everything).
@@ -504,6 +685,7 @@ impl Settings {
             return Err(ConfigError("ingest.default_institution must not be empty".into()));
         }
         let dicom = DicomSettings::resolve(raw.dicom, flags.dicom.clone(), flags.dicom_tls.clone())?;
+        let security = SecurityConfig::resolve(raw.security, raw.audit, &data)?;
         let log_format = raw.log.format.unwrap_or_else(|| "text".into());
         if log_format != "text" && log_format != "json" {
             return Err(ConfigError(format!("log.format {log_format:?} must be \"text\" or \"json\"")));
@@ -525,6 +707,7 @@ impl Settings {
             log_json: log_format == "json",
             dicom,
             http_tls: raw.server.tls,
+            security,
         })
     }
 

@@ -30,6 +30,8 @@ pub async fn seed_institutions(archive: &Archive) -> Result<usize> {
     // DCMTK's default calling AE titles, attributed to the first member
     // institution, so that `storescu`/`findscu`/`movescu`/`getscu` work out of the box.
     if let Some(centre) = archive.index().institution_by_code(&members[0].code).await? {
+        // The consultation centre: its radiologists read the whole region.
+        archive.index().set_institution_regional(centre.id, true).await?;
         for title in ["ECHOSCU", "STORESCU", "FINDSCU", "MOVESCU", "GETSCU"] {
             if archive.index().application_entity(title).await?.is_none() {
                 archive
@@ -53,8 +55,9 @@ pub async fn seed_institutions(archive: &Archive) -> Result<usize> {
 
 /// Seeds institutions and, when the catalog holds no study yet, loads
 /// `studies` synthetic studies.
-pub async fn load(archive: Arc<Archive>, studies: usize, slices: usize) -> Result<()> {
+pub async fn load(archive: Arc<Archive>, data: &std::path::Path, studies: usize, slices: usize) -> Result<()> {
     let n = seed_institutions(&archive).await?;
+    crate::accounts::demo_accounts(&archive, data).await?;
     tracing::info!(institutions = n, "demo: region institutions present");
     if archive.index().counts().await?.studies > 0 {
         tracing::info!("demo: the catalog already holds studies; no demo data loaded");

@@ -15,6 +15,7 @@
 //! - [`import`]: historical migration of Part-10 folder trees;
 //! - [`stow_client`]: a small STOW-RS client used by `synth --url` and `import --url`.
 
+pub mod accounts;
 pub mod ae_cmd;
 pub mod app;
 pub mod cli;
@@ -23,5 +24,6 @@ pub mod dicom;
 pub mod demo;
 pub mod import;
 pub mod pull;
+pub mod security_cmd;
 pub mod stow_client;
 pub mod tls;

@@ -1,5 +1,6 @@
 //! A small STOW-RS client: `yunying synth --url` and `yunying import --url`
-//! send objects to a running server with it.
+//! send objects to a running server with it, authenticated by the API token
+//! in `YUNYING_TOKEN` (`yunying token create --actions store`).
 
 use bytes::Bytes;
 
@@ -22,7 +23,14 @@ pub struct StowClient {
 
 impl StowClient {
     pub fn new(base: &str) -> StowClient {
-        StowClient { http: reqwest::Client::new(), base: base.trim_end_matches('/').to_string() }
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(token) = std::env::var("YUNYING_TOKEN")
+            && let Ok(v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+        {
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
+        let http = reqwest::Client::builder().default_headers(headers).build().unwrap_or_default();
+        StowClient { http, base: base.trim_end_matches('/').to_string() }
     }
 
     /// Stores objects in one multipart request.

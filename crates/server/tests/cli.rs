@@ -54,13 +54,20 @@ fn synth_then_import_is_resumable_and_summarised() {
 async fn synth_sends_to_a_running_server() {
     let server = TestServer::start(std::path::Path::new(BIN), &[], &[]).await;
     let url = server.dicomweb();
+    let token = server.token.clone();
     let out = tokio::task::spawn_blocking(move || {
-        run(&["synth", "--url", &url, "--studies", "3", "--slices", "4", "--batch", "5"])
+        let out = Command::new(BIN)
+            .args(["synth", "--url", &url, "--studies", "3", "--slices", "4", "--batch", "5"])
+            .env("YUNYING_LOG", "warn")
+            .env("YUNYING_TOKEN", token)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
     })
     .await
     .unwrap();
     assert!(out.0, "{}{}", out.1, out.2);
-    let body = reqwest::get(format!("{}/studies", server.dicomweb())).await.unwrap().bytes().await.unwrap();
+    let body = server.client().get(format!("{}/studies", server.dicomweb())).send().await.unwrap().bytes().await.unwrap();
     let studies: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(studies.as_array().unwrap().len(), 3);
 }

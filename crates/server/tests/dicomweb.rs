@@ -56,7 +56,7 @@ async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
 
 /// The whole STOW → QIDO → WADO flow, as a client sees it.
 async fn roundtrip(server: &TestServer) {
-    let c = reqwest::Client::new();
+    let c = server.client();
     let dw = server.dicomweb();
     let objects = vec![
         ct(&format!("{STUDY}.1"), &format!("{STUDY}.1.1"), 1, 100),
@@ -185,7 +185,7 @@ async fn stow_qido_wado_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_input_is_refused_and_changes_nothing() {
     let server = TestServer::start(std::path::Path::new(BIN), &[], &[]).await;
-    let c = reqwest::Client::new();
+    let c = server.client();
     let dw = server.dicomweb();
     let mut bomb = ObjectBuilder::new("1.2.840.10008.5.1.4.1.1.7", "1.2.3.4.5", "1.2.840.10008.1.2.1");
     bomb.str(Tag(0x0020, 0x000D), VR::UI, "1.2.3");
@@ -246,8 +246,9 @@ async fn crash_during_ingest_leaves_nothing_half_visible() {
     let boundary = ct_header.rsplit("boundary=").next().unwrap().to_string();
     let stream = futures_stream(objects, boundary);
     let url = format!("{dw}/studies");
+    let client = server.client();
     let sender = tokio::spawn(async move {
-        let _ = reqwest::Client::new()
+        let _ = client
             .post(url)
             .header("Content-Type", ct_header)
             .body(reqwest::Body::wrap_stream(stream))
@@ -259,7 +260,7 @@ async fn crash_during_ingest_leaves_nothing_half_visible() {
     let _ = sender.await;
     server.restart().await;
     assert_eq!(walk_files(&server.data.join("staging")), 0, "staging emptied by recovery");
-    let c = reqwest::Client::new();
+    let c = server.client();
     let dw = server.dicomweb();
     let inst = get_json(&c, &format!("{dw}/instances?limit=1000")).await;
     let listed = inst.as_array().unwrap();
@@ -329,7 +330,7 @@ async fn default_config_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chinese_character_sets_come_out_right() {
     let server = TestServer::start(std::path::Path::new(BIN), &[], &[]).await;
-    let c = reqwest::Client::new();
+    let c = server.client();
     let dw = server.dicomweb();
     let gbk = |s: &str| encoding_rs::GBK.encode(s).0.into_owned();
     let ir58 = {

@@ -261,7 +261,7 @@ async fn server() -> TestServer {
 
 async fn qido(s: &TestServer, path: &str) -> Vec<Json> {
     let url = format!("{}{path}", s.dicomweb());
-    let r = reqwest::get(&url).await.unwrap();
+    let r = s.client().get(&url).send().await.unwrap();
     assert_eq!(r.status(), 200, "GET {url}");
     let body = r.bytes().await.unwrap();
     if body.is_empty() {
@@ -276,7 +276,8 @@ async fn qido(s: &TestServer, path: &str) -> Vec<Json> {
 /// The stored object, as WADO-RS returns it in its stored transfer syntax.
 async fn wado_instance(s: &TestServer, study: &str, series: &str, sop: &str) -> Vec<u8> {
     let url = format!("{}/studies/{study}/series/{series}/instances/{sop}", s.dicomweb());
-    let r = reqwest::Client::new()
+    let r = s
+        .client()
         .get(&url)
         .header("Accept", "multipart/related; type=\"application/dicom\"; transfer-syntax=*")
         .send()

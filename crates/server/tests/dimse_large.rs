@@ -71,7 +71,7 @@ async fn a_100_mb_cine_is_streamed_stored_and_served() {
     assert!(peak_mib < 80, "peak RSS {peak_mib} MiB (was {} MiB before) for a 100 MB object", before_kib / 1024);
 
     // Stored whole, and its last frame comes back byte for byte.
-    let c = reqwest::Client::new();
+    let c = server.client();
     let url = format!("{}/studies/{STUDY}/series/{SERIES}/instances/{SOP}/frames/{FRAMES}", server.dicomweb());
     let r = c
         .get(&url)

@@ -28,6 +28,9 @@ pub struct TestServer {
     https_ca: Option<PathBuf>,
     /// Start a DICOM TLS listener (`--dicom-tls`).
     want_dicom_tls: bool,
+    /// A region-wide API token with every data action (made with `yunying
+    /// token create` before the first start): what [`TestServer::client`] sends.
+    pub token: String,
 }
 
 /// What [`TestServer::start_tls`] turns on.
@@ -59,6 +62,7 @@ impl TestServer {
             envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             https_ca: None,
             want_dicom_tls: false,
+            token: String::new(),
         };
         s.launch().await;
         s
@@ -97,6 +101,7 @@ impl TestServer {
             envs: Vec::new(),
             https_ca: opts.https.then(|| pki.ca.clone()),
             want_dicom_tls: opts.dicom,
+            token: String::new(),
         };
         s.launch().await;
         s
@@ -117,12 +122,79 @@ impl TestServer {
             envs: Vec::new(),
             https_ca: None,
             want_dicom_tls: false,
+            token: String::new(),
         };
         s.launch().await;
         s
     }
 
+    /// The catalog and configuration arguments among the server's (for CLI runs on the same catalog).
+    fn catalog_args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for w in self.args.windows(2) {
+            if w[0] == "--catalog-url" || w[0] == "--config" {
+                out.extend([w[0].clone(), w[1].clone()]);
+            }
+        }
+        out
+    }
+
+    /// Makes the test token (once, before the first start).
+    fn mint_token(&mut self) {
+        if !self.token.is_empty() {
+            return;
+        }
+        std::fs::create_dir_all(&self.data).expect("data dir");
+        let file = self.data.with_file_name("test-token");
+        let out = Command::new(&self.bin)
+            .args(["token", "create", "--name", "tests", "--actions", "all", "--out"])
+            .arg(&file)
+            .arg("--data")
+            .arg(&self.data)
+            .args(self.catalog_args())
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run yunying token create");
+        assert!(
+            out.status.success(),
+            "yunying token create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.token = std::fs::read_to_string(&file).expect("token file").trim().to_string();
+    }
+
+    /// An HTTP client that sends the test token.
+    pub fn client(&self) -> reqwest::Client {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", self.token)).expect("token header"),
+        );
+        reqwest::Client::builder().default_headers(h).build().expect("http client")
+    }
+
+    /// `Authorization: Bearer <test token>`, for curl and other tools.
+    pub fn auth_header(&self) -> String {
+        format!("Authorization: Bearer {}", self.token)
+    }
+
+    /// Runs the CLI on this server's catalog with the given arguments (plus
+    /// `--data` and the catalog arguments), returning (success, stdout, stderr).
+    pub fn cli_result(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .arg("--data")
+            .arg(&self.data)
+            .args(self.catalog_args())
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run yunying");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    }
+
     async fn launch(&mut self) {
+        self.mint_token();
         let mut cmd = Command::new(&self.bin);
         cmd.arg("serve").arg("--http").arg("127.0.0.1:0").arg("--data").arg(&self.data);
         if !self.args.iter().any(|a| a == "--dicom") {
@@ -228,7 +300,14 @@ impl TestServer {
     /// Runs `yunying ARGS --data <this server's data>` (the CLI on the same
     /// data directory, e.g. `ae add`), returning stdout; panics on failure.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.bin).args(args).arg("--data").arg(&self.data).output().expect("run yunying");
+        let out = Command::new(&self.bin)
+            .args(args)
+            .arg("--data")
+            .arg(&self.data)
+            .args(self.catalog_args())
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run yunying");
         assert!(
             out.status.success(),
             "yunying {args:?} failed: {}{}",
