@@ -154,8 +154,11 @@ impl SqlIndex {
             vals.push(V::S(v));
         }
         if let Some(v) = &q.study_uid {
-            conds.push("(' ' || studies || ' ') LIKE {}".into());
-            vals.push(V::L(format!("% {v} %")));
+            // A whole UID among the space-separated ones; LIKE's wildcards in
+            // the value are escaped.
+            conds.push("(' ' || studies || ' ') LIKE {} ESCAPE '\\'".into());
+            let escaped = v.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            vals.push(V::L(format!("% {escaped} %")));
         }
         let mut sql = format!("SELECT {COLUMNS} FROM audit_event");
         for (i, c) in conds.iter().enumerate() {

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::directory::*;
 use crate::model::*;
 use crate::query::{Key, Level, Query};
 use crate::{Index, IndexError};
@@ -36,6 +37,27 @@ pub fn cases() -> Vec<Case> {
         case!(retrieval_order_and_metadata),
         case!(counters_follow_ingest),
         case!(forward_jobs_queue_claim_retry_and_complete),
+        case!(regional_institutions_are_marked_and_listed),
+        case!(users_create_look_up_and_list),
+        case!(user_taken_username_is_a_conflict),
+        case!(user_changes_apply_field_by_field),
+        case!(user_unlock_clears_failures_and_lock),
+        case!(login_failures_count_to_the_lock),
+        case!(login_failures_count_atomically),
+        case!(totp_steps_are_never_replayed),
+        case!(sessions_live_touch_forward_and_end),
+        case!(credentials_create_look_up_and_list),
+        case!(credential_public_id_taken_is_a_conflict),
+        case!(revoking_a_credential_revokes_what_it_issued),
+        case!(grants_active_until_expired_or_revoked),
+        case!(grant_needs_exactly_one_grantee),
+        case!(patient_secrets_recorded_once_per_value),
+        case!(patient_secrets_page_and_rewrite),
+        case!(audit_append_moves_the_anchor),
+        case!(audit_chain_pages_in_seq_order),
+        case!(audit_search_filters_newest_first),
+        case!(audit_search_limit_zero_means_one_hundred),
+        case!(audit_taken_position_is_a_conflict_writing_nothing),
     ]
 }
 
@@ -636,4 +658,679 @@ async fn forward_jobs_queue_claim_retry_and_complete(index: Arc<dyn Index>) {
     assert!(index.claim_forward_jobs(now + 999_999_999, now + 999_999_999, 10).await.unwrap().is_empty());
     let backlog = index.forward_backlog().await.unwrap();
     assert_eq!((backlog[0].pending, backlog[0].failed), (0, 1));
+}
+
+// --- the directory (migration 5) ------------------------------------------
+
+async fn regional_institutions_are_marked_and_listed(index: Arc<dyn Index>) {
+    let a = institution(&index, "HA").await;
+    let b = institution(&index, "HB").await;
+    let c = institution(&index, "HC").await;
+    assert!(index.regional_institutions().await.unwrap().is_empty(), "none regional at first");
+    index.set_institution_regional(c.id, true).await.unwrap();
+    index.set_institution_regional(b.id, true).await.unwrap();
+    index.set_institution_regional(b.id, true).await.unwrap();
+    assert_eq!(index.regional_institutions().await.unwrap(), vec![b.id, c.id], "in id order, once each");
+    index.set_institution_regional(b.id, false).await.unwrap();
+    assert_eq!(index.regional_institutions().await.unwrap(), vec![c.id]);
+    let err = index.set_institution_regional(InstitutionId(a.id.0 + c.id.0 + 1000), true).await;
+    assert!(matches!(err, Err(IndexError::NotFound(_))), "unknown institution: {err:?}");
+    assert_eq!(index.regional_institutions().await.unwrap(), vec![c.id]);
+}
+
+fn new_user(username: &str, institution: Option<InstitutionId>) -> NewUser {
+    NewUser {
+        username: username.into(),
+        display_name: format!("{username} 医生"),
+        institution_id: institution,
+        roles: vec!["radiologist".into()],
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1${username}$hash"),
+        must_change_password: false,
+        phone: None,
+        phone_index: None,
+    }
+}
+
+/// Lets the millisecond clock move on, so that "set to now" is visible.
+async fn tick() {
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+}
+
+async fn users_create_look_up_and_list(index: Arc<dyn Index>) {
+    let a = institution(&index, "HA").await;
+    let zhang = index.create_user(&new_user("zhang", Some(a.id))).await.unwrap();
+    assert_eq!(zhang.username, "zhang");
+    assert_eq!(zhang.display_name, "zhang 医生");
+    assert_eq!(zhang.institution_id, Some(a.id));
+    assert_eq!(zhang.roles, vec!["radiologist".to_string()]);
+    assert_eq!(zhang.password_hash, new_user("zhang", None).password_hash);
+    assert!(zhang.created_at > 0);
+    assert_eq!(zhang.password_changed_at, zhang.created_at, "the password is set at creation");
+    assert_eq!(zhang.updated_at, zhang.created_at);
+    assert!(!zhang.must_change_password && !zhang.disabled && !zhang.totp_enabled);
+    assert_eq!((zhang.totp_secret.as_deref(), zhang.failed_logins, zhang.locked_until), (None, 0, None));
+    assert_eq!((zhang.phone.as_deref(), zhang.phone_index.as_deref(), zhang.last_login_at), (None, None, None));
+
+    let mut staff = new_user("admin", None);
+    staff.roles = vec!["system_admin".into(), "security_admin".into()];
+    staff.must_change_password = true;
+    staff.phone = Some("ct:phone".into());
+    staff.phone_index = Some("bi:phone".into());
+    let admin = index.create_user(&staff).await.unwrap();
+    assert_ne!(admin.id, zhang.id);
+    assert_eq!(admin.institution_id, None, "platform staff belong to no institution");
+    assert_eq!(admin.roles, staff.roles, "roles kept in order");
+    assert!(admin.must_change_password);
+    assert_eq!((admin.phone.as_deref(), admin.phone_index.as_deref()), (Some("ct:phone"), Some("bi:phone")));
+
+    assert_eq!(index.user_by_username("zhang").await.unwrap(), Some(zhang.clone()));
+    assert_eq!(index.user_by_id(admin.id).await.unwrap(), Some(admin.clone()));
+    assert!(index.user_by_username("nobody").await.unwrap().is_none());
+    assert!(index.user_by_id(admin.id + zhang.id + 1000).await.unwrap().is_none());
+    let all: Vec<String> = index.users().await.unwrap().into_iter().map(|u| u.username).collect();
+    assert_eq!(all, vec!["admin".to_string(), "zhang".to_string()], "by username");
+}
+
+async fn user_taken_username_is_a_conflict(index: Arc<dyn Index>) {
+    let first = index.create_user(&new_user("li", None)).await.unwrap();
+    let mut again = new_user("li", None);
+    again.display_name = "another Li".into();
+    let err = index.create_user(&again).await;
+    assert!(matches!(err, Err(IndexError::Conflict(_))), "{err:?}");
+    let all = index.users().await.unwrap();
+    assert_eq!(all, vec![first], "the first user is untouched and alone");
+}
+
+async fn user_changes_apply_field_by_field(index: Arc<dyn Index>) {
+    let a = institution(&index, "HA").await;
+    let b = institution(&index, "HB").await;
+    let u = index.create_user(&new_user("wang", Some(a.id))).await.unwrap();
+    tick().await;
+
+    let roles = index
+        .change_user(u.id, &UserChange { roles: Some(vec!["technologist".into(), "referrer".into()]), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(roles.roles, vec!["technologist".to_string(), "referrer".to_string()]);
+    assert_eq!(roles.password_hash, u.password_hash, "untouched fields kept");
+    assert_eq!(roles.password_changed_at, u.password_changed_at, "no new password, no new password date");
+    assert_eq!((roles.display_name.as_str(), roles.institution_id), (u.display_name.as_str(), Some(a.id)));
+    assert!(roles.updated_at > u.updated_at, "updated_at moves");
+    tick().await;
+
+    let pw = index
+        .change_user(u.id, &UserChange { password_hash: Some("$argon2id$new".into()), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(pw.password_hash, "$argon2id$new");
+    assert!(pw.password_changed_at > u.password_changed_at, "a new password restarts the expiry clock");
+    assert_eq!(pw.roles, roles.roles);
+
+    let moved = index
+        .change_user(
+            u.id,
+            &UserChange {
+                display_name: Some("王五".into()),
+                institution_id: Some(Some(b.id)),
+                must_change_password: Some(true),
+                phone: Some(Some(("ct:p".into(), "bi:p".into()))),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((moved.display_name.as_str(), moved.institution_id), ("王五", Some(b.id)));
+    assert!(moved.must_change_password);
+    assert_eq!((moved.phone.as_deref(), moved.phone_index.as_deref()), (Some("ct:p"), Some("bi:p")));
+    assert_eq!(moved.password_changed_at, pw.password_changed_at);
+    let staff = index
+        .change_user(u.id, &UserChange { institution_id: Some(None), phone: Some(None), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(staff.institution_id, None);
+    assert_eq!((staff.phone, staff.phone_index), (None, None));
+
+    let totp = index
+        .change_user(u.id, &UserChange { totp: Some(Some(("ct:totp".into(), true))), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!((totp.totp_secret.as_deref(), totp.totp_enabled), (Some("ct:totp"), true));
+    let pending = index
+        .change_user(u.id, &UserChange { totp: Some(Some(("ct:totp2".into(), false))), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!((pending.totp_secret.as_deref(), pending.totp_enabled), (Some("ct:totp2"), false));
+    let removed = index.change_user(u.id, &UserChange { totp: Some(None), ..Default::default() }).await.unwrap();
+    assert_eq!((removed.totp_secret, removed.totp_enabled), (None, false));
+
+    let disabled = index.change_user(u.id, &UserChange { disabled: Some(true), ..Default::default() }).await.unwrap();
+    assert!(disabled.disabled);
+    assert!(index.user_by_id(u.id).await.unwrap().unwrap().disabled, "stored");
+    let enabled = index.change_user(u.id, &UserChange { disabled: Some(false), ..Default::default() }).await.unwrap();
+    assert!(!enabled.disabled);
+
+    let same = index.change_user(u.id, &UserChange::default()).await.unwrap();
+    assert_eq!(User { updated_at: enabled.updated_at, ..same.clone() }, enabled, "an empty change changes nothing else");
+    assert_eq!(index.user_by_id(u.id).await.unwrap(), Some(same));
+
+    let err = index.change_user(u.id + 1000, &UserChange { disabled: Some(true), ..Default::default() }).await;
+    assert!(matches!(err, Err(IndexError::NotFound(_))), "{err:?}");
+}
+
+async fn user_unlock_clears_failures_and_lock(index: Arc<dyn Index>) {
+    let u = index.create_user(&new_user("zhao", None)).await.unwrap();
+    for _ in 0..3 {
+        index.record_login_failure(u.id, 3, 9_000_000).await.unwrap();
+    }
+    let locked = index.user_by_id(u.id).await.unwrap().unwrap();
+    assert_eq!((locked.failed_logins, locked.locked_until), (3, Some(9_000_000)));
+    let other = index.change_user(u.id, &UserChange { display_name: Some("x".into()), ..Default::default() }).await.unwrap();
+    assert_eq!((other.failed_logins, other.locked_until), (3, Some(9_000_000)), "unlock: false leaves the lock");
+    let unlocked = index.change_user(u.id, &UserChange { unlock: true, ..Default::default() }).await.unwrap();
+    assert_eq!((unlocked.failed_logins, unlocked.locked_until), (0, None));
+    assert_eq!(unlocked.display_name, "x");
+}
+
+async fn login_failures_count_to_the_lock(index: Arc<dyn Index>) {
+    let u = index.create_user(&new_user("sun", None)).await.unwrap();
+    let lock = 1_700_000_900_000;
+    let one = index.record_login_failure(u.id, 3, lock).await.unwrap();
+    assert_eq!((one.id, one.failed_logins, one.locked_until), (u.id, 1, None), "returns the user as it is now");
+    let two = index.record_login_failure(u.id, 3, lock).await.unwrap();
+    assert_eq!((two.failed_logins, two.locked_until), (2, None), "below the max: not locked");
+    let three = index.record_login_failure(u.id, 3, lock).await.unwrap();
+    assert_eq!((three.failed_logins, three.locked_until), (3, Some(lock)), "locked at the max, until the given instant");
+    assert_eq!(index.user_by_id(u.id).await.unwrap().unwrap().locked_until, Some(lock), "stored");
+
+    index.record_login_success(u.id, 1_700_001_000_000).await.unwrap();
+    let ok = index.user_by_id(u.id).await.unwrap().unwrap();
+    assert_eq!((ok.failed_logins, ok.locked_until), (0, None), "a success clears the counter and the lock");
+    assert_eq!(ok.last_login_at, Some(1_700_001_000_000));
+    let again = index.record_login_failure(u.id, 3, lock + 1).await.unwrap();
+    assert_eq!((again.failed_logins, again.locked_until), (1, None), "counting starts over");
+
+    let err = index.record_login_failure(u.id + 1000, 3, lock).await;
+    assert!(matches!(err, Err(IndexError::NotFound(_))), "{err:?}");
+}
+
+async fn login_failures_count_atomically(index: Arc<dyn Index>) {
+    let u = index.create_user(&new_user("zhou", None)).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let index = index.clone();
+            tokio::spawn(async move { index.record_login_failure(u.id, 5, 42).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let after = index.user_by_id(u.id).await.unwrap().unwrap();
+    assert_eq!(after.failed_logins, 8, "no failure lost to a race");
+    assert_eq!(after.locked_until, Some(42));
+}
+
+async fn totp_steps_are_never_replayed(index: Arc<dyn Index>) {
+    let u = index.create_user(&new_user("wu", None)).await.unwrap();
+    let v = index.create_user(&new_user("zheng", None)).await.unwrap();
+    let step = 56_666_667;
+    assert!(index.use_totp_step(u.id, step).await.unwrap(), "a fresh step");
+    assert!(!index.use_totp_step(u.id, step).await.unwrap(), "the same step again is a replay");
+    assert!(!index.use_totp_step(u.id, step - 1).await.unwrap(), "an earlier step is a replay");
+    assert!(index.use_totp_step(v.id, step).await.unwrap(), "steps are per user");
+    assert!(index.use_totp_step(u.id, step + 2).await.unwrap(), "a later step");
+    assert!(!index.use_totp_step(u.id, step + 1).await.unwrap(), "older than the last used one");
+    assert!(!index.use_totp_step(u.id, step + 2).await.unwrap());
+}
+
+fn session_of(id_hash: &str, user_id: i64) -> Session {
+    Session {
+        id_hash: id_hash.into(),
+        user_id,
+        csrf_hash: format!("csrf-{id_hash}"),
+        second_factor: true,
+        created_at: 1_000,
+        last_seen_at: 1_000,
+        expires_at: 100_000,
+        source: "10.0.0.7".into(),
+        user_agent: "Mozilla/5.0".into(),
+    }
+}
+
+async fn sessions_live_touch_forward_and_end(index: Arc<dyn Index>) {
+    let u = index.create_user(&new_user("qian", None)).await.unwrap();
+    let v = index.create_user(&new_user("feng", None)).await.unwrap();
+    let s1 = session_of("h1", u.id);
+    let mut s2 = session_of("h2", u.id);
+    s2.second_factor = false;
+    let s3 = session_of("h3", v.id);
+    for s in [&s1, &s2, &s3] {
+        index.create_session(s).await.unwrap();
+    }
+    assert_eq!(index.session("h1").await.unwrap(), Some(s1.clone()), "stored as given");
+    assert_eq!(index.session("h2").await.unwrap(), Some(s2.clone()));
+    assert!(index.session("nope").await.unwrap().is_none());
+
+    index.touch_session("h1", 2_000).await.unwrap();
+    assert_eq!(index.session("h1").await.unwrap().unwrap().last_seen_at, 2_000);
+    index.touch_session("h1", 1_500).await.unwrap();
+    let s = index.session("h1").await.unwrap().unwrap();
+    assert_eq!(s.last_seen_at, 2_000, "activity never moves back");
+    assert_eq!(Session { last_seen_at: 1_000, ..s }, s1, "touching changes nothing else");
+    index.touch_session("nope", 2_000).await.unwrap();
+
+    index.end_session("h1").await.unwrap();
+    assert!(index.session("h1").await.unwrap().is_none());
+    index.end_session("h1").await.unwrap();
+    assert_eq!(index.end_user_sessions(u.id).await.unwrap(), 1, "h2 was left");
+    assert!(index.session("h2").await.unwrap().is_none());
+    assert_eq!(index.session("h3").await.unwrap(), Some(s3), "another user's session stays");
+    assert_eq!(index.end_user_sessions(u.id).await.unwrap(), 0);
+}
+
+fn new_credential(kind: CredentialKind, public_id: &str, parent_id: Option<i64>) -> NewCredential {
+    NewCredential {
+        kind,
+        public_id: public_id.into(),
+        secret_hash: format!("sha256:{public_id}"),
+        name: format!("{public_id} name"),
+        institution_id: None,
+        actions: vec!["store".into(), "query".into()],
+        parent_id,
+        expires_at: None,
+        created_by: "admin".into(),
+    }
+}
+
+async fn credentials_create_look_up_and_list(index: Arc<dyn Index>) {
+    let a = institution(&index, "HA").await;
+    let mut nc = new_credential(CredentialKind::Client, "svc-pacs", None);
+    nc.institution_id = Some(a.id);
+    let client = index.create_credential(&nc).await.unwrap();
+    assert_eq!(client.kind, CredentialKind::Client);
+    assert_eq!((client.public_id.as_str(), client.secret_hash.as_str()), ("svc-pacs", "sha256:svc-pacs"));
+    assert_eq!((client.name.as_str(), client.created_by.as_str()), ("svc-pacs name", "admin"));
+    assert_eq!(client.institution_id, Some(a.id));
+    assert_eq!(client.actions, vec!["store".to_string(), "query".to_string()]);
+    assert_eq!((client.parent_id, client.expires_at, client.revoked_at, client.last_used_at), (None, None, None, None));
+    assert!(client.created_at > 0);
+
+    let mut nt = new_credential(CredentialKind::Token, "yy_ab12", None);
+    nt.expires_at = Some(1_900_000_000_000);
+    nt.actions = vec!["read".into()];
+    let token = index.create_credential(&nt).await.unwrap();
+    assert_eq!((token.kind, token.institution_id, token.expires_at), (CredentialKind::Token, None, Some(1_900_000_000_000)));
+    let mut na = new_credential(CredentialKind::Access, "at-1", Some(client.id));
+    na.expires_at = Some(1_000);
+    let access = index.create_credential(&na).await.unwrap();
+    assert_eq!((access.kind, access.parent_id), (CredentialKind::Access, Some(client.id)));
+
+    assert_eq!(index.credential_by_secret("sha256:yy_ab12").await.unwrap(), Some(token.clone()));
+    assert_eq!(index.credential_by_secret("sha256:at-1").await.unwrap(), Some(access.clone()), "expired ones too");
+    assert_eq!(index.credential_by_public_id("svc-pacs").await.unwrap(), Some(client.clone()));
+    assert!(index.credential_by_secret("sha256:none").await.unwrap().is_none());
+    assert!(index.credential_by_public_id("none").await.unwrap().is_none());
+    assert!(index.credential_by_public_id("sha256:svc-pacs").await.unwrap().is_none(), "public id, not secret");
+
+    let listed = index.credentials().await.unwrap();
+    assert_eq!(listed, vec![token.clone(), client.clone()], "tokens and clients newest first, no access tokens");
+
+    index.touch_credential(client.id, 5_000).await.unwrap();
+    let used = index.credential_by_public_id("svc-pacs").await.unwrap().unwrap();
+    assert_eq!(used.last_used_at, Some(5_000));
+    assert_eq!(Credential { last_used_at: None, ..used }, client, "touching changes nothing else");
+}
+
+async fn credential_public_id_taken_is_a_conflict(index: Arc<dyn Index>) {
+    let first = index.create_credential(&new_credential(CredentialKind::Client, "svc-ai", None)).await.unwrap();
+    let mut again = new_credential(CredentialKind::Token, "svc-ai", None);
+    again.secret_hash = "sha256:another".into();
+    let err = index.create_credential(&again).await;
+    assert!(matches!(err, Err(IndexError::Conflict(_))), "{err:?}");
+    assert_eq!(index.credentials().await.unwrap(), vec![first]);
+    assert!(index.credential_by_secret("sha256:another").await.unwrap().is_none(), "nothing recorded");
+}
+
+async fn revoking_a_credential_revokes_what_it_issued(index: Arc<dyn Index>) {
+    let client = index.create_credential(&new_credential(CredentialKind::Client, "svc", None)).await.unwrap();
+    let other = index.create_credential(&new_credential(CredentialKind::Client, "svc2", None)).await.unwrap();
+    let a1 = index.create_credential(&new_credential(CredentialKind::Access, "a1", Some(client.id))).await.unwrap();
+    let a2 = index.create_credential(&new_credential(CredentialKind::Access, "a2", Some(client.id))).await.unwrap();
+    let early = index.create_credential(&new_credential(CredentialKind::Access, "a3", Some(client.id))).await.unwrap();
+    let b1 = index.create_credential(&new_credential(CredentialKind::Access, "b1", Some(other.id))).await.unwrap();
+
+    assert!(index.revoke_credential(early.id, 6_000).await.unwrap());
+    assert!(index.revoke_credential(client.id, 7_000).await.unwrap());
+    let revoked_at = |public_id: &'static str| {
+        let index = index.clone();
+        async move { index.credential_by_public_id(public_id).await.unwrap().unwrap().revoked_at }
+    };
+    assert_eq!(revoked_at("svc").await, Some(7_000));
+    assert_eq!(revoked_at("a1").await, Some(7_000), "issued from it: revoked with it");
+    assert_eq!(revoked_at("a2").await, Some(7_000));
+    assert_eq!(revoked_at("a3").await, Some(6_000), "already revoked: its instant kept");
+    assert_eq!(revoked_at("svc2").await, None, "another client untouched");
+    assert_eq!(revoked_at("b1").await, None, "another client's tokens untouched");
+    assert_eq!(index.credential_by_secret(&a1.secret_hash).await.unwrap().unwrap().revoked_at, Some(7_000), "revoked ones are still found");
+
+    assert!(!index.revoke_credential(client.id, 8_000).await.unwrap(), "already revoked");
+    assert_eq!(revoked_at("svc").await, Some(7_000), "the first revocation's instant kept");
+    assert!(!index.revoke_credential(a2.id, 8_000).await.unwrap(), "revoked through its client");
+    assert!(!index.revoke_credential(b1.id + 1000, 8_000).await.unwrap(), "unknown");
+}
+
+fn new_grant(study: &str, user_id: Option<i64>, institution_id: Option<InstitutionId>, expires_at: Option<i64>) -> NewGrant {
+    NewGrant {
+        study_uid: study.into(),
+        kind: "consultation".into(),
+        user_id,
+        institution_id,
+        expires_at,
+        reason: "会诊".into(),
+        created_by: "doctor".into(),
+    }
+}
+
+fn grant_ids(grants: &[Grant]) -> Vec<i64> {
+    let mut ids: Vec<i64> = grants.iter().map(|g| g.id).collect();
+    ids.sort();
+    ids
+}
+
+async fn grants_active_until_expired_or_revoked(index: Arc<dyn Index>) {
+    let a = institution(&index, "HA").await;
+    let b = institution(&index, "HB").await;
+    let u = index.create_user(&new_user("chen", Some(b.id))).await.unwrap();
+    let v = index.create_user(&new_user("chu", Some(b.id))).await.unwrap();
+    let study = "1.2.156.1";
+    let forever = index.create_grant(&new_grant(study, Some(u.id), None, None)).await.unwrap();
+    assert_eq!((forever.study_uid.as_str(), forever.kind.as_str()), (study, "consultation"));
+    assert_eq!((forever.user_id, forever.institution_id, forever.expires_at), (Some(u.id), None, None));
+    assert_eq!((forever.reason.as_str(), forever.created_by.as_str()), ("会诊", "doctor"));
+    assert!(forever.created_at > 0);
+    assert_eq!(forever.revoked_at, None);
+    let expiring = index.create_grant(&new_grant(study, Some(u.id), None, Some(5_000))).await.unwrap();
+    let to_revoke = index.create_grant(&new_grant("1.2.156.2", Some(u.id), None, None)).await.unwrap();
+    let to_b = index.create_grant(&new_grant(study, None, Some(b.id), None)).await.unwrap();
+    assert_eq!((to_b.user_id, to_b.institution_id), (None, Some(b.id)));
+    let to_v = index.create_grant(&new_grant(study, Some(v.id), None, None)).await.unwrap();
+    let to_a = index.create_grant(&new_grant("1.2.156.2", None, Some(a.id), Some(5_000))).await.unwrap();
+
+    let active = |user: Option<i64>, inst: Option<InstitutionId>, now: i64| {
+        let index = index.clone();
+        async move { grant_ids(&index.active_grants(user, inst, now).await.unwrap()) }
+    };
+    assert_eq!(active(Some(u.id), None, 4_999).await, vec![forever.id, expiring.id, to_revoke.id]);
+    assert_eq!(active(Some(u.id), None, 5_000).await, vec![forever.id, to_revoke.id], "expired at its expiry instant");
+    assert_eq!(active(None, Some(b.id), 1).await, vec![to_b.id], "an institution's grants only");
+    assert_eq!(active(Some(u.id), Some(b.id), 1).await, vec![forever.id, expiring.id, to_revoke.id, to_b.id], "the user's and the institution's");
+    assert_eq!(active(Some(v.id), Some(a.id), 6_000).await, vec![to_v.id]);
+    assert!(active(None, None, 1).await.is_empty(), "no grantee, no grants");
+
+    assert!(index.revoke_grant(to_revoke.id, 3_000).await.unwrap());
+    assert!(!index.revoke_grant(to_revoke.id, 3_500).await.unwrap(), "already revoked");
+    assert!(!index.revoke_grant(to_a.id + 1000, 3_500).await.unwrap(), "unknown");
+    assert_eq!(active(Some(u.id), None, 1).await, vec![forever.id, expiring.id], "revoked grants are not active");
+
+    let on_study: Vec<i64> = index.study_grants(study).await.unwrap().iter().map(|g| g.id).collect();
+    assert_eq!(on_study, vec![to_v.id, to_b.id, expiring.id, forever.id], "every grant on the study, newest first");
+    let other = index.study_grants("1.2.156.2").await.unwrap();
+    assert_eq!(other.iter().map(|g| g.id).collect::<Vec<_>>(), vec![to_a.id, to_revoke.id]);
+    assert_eq!(other[1].revoked_at, Some(3_000), "revoked grants listed with their revocation");
+    assert!(index.study_grants("9.9").await.unwrap().is_empty());
+}
+
+async fn grant_needs_exactly_one_grantee(index: Arc<dyn Index>) {
+    let a = institution(&index, "HA").await;
+    let u = index.create_user(&new_user("he", Some(a.id))).await.unwrap();
+    let both = index.create_grant(&new_grant("1.2.3", Some(u.id), Some(a.id), None)).await;
+    assert!(matches!(both, Err(IndexError::Invalid(_))), "both: {both:?}");
+    let none = index.create_grant(&new_grant("1.2.3", None, None, None)).await;
+    assert!(matches!(none, Err(IndexError::Invalid(_))), "none: {none:?}");
+    assert!(index.study_grants("1.2.3").await.unwrap().is_empty(), "nothing recorded");
+}
+
+fn secret(kind: &str, ciphertext: &str, blind_index: &str) -> PatientSecret {
+    PatientSecret { kind: kind.into(), ciphertext: ciphertext.into(), blind_index: blind_index.into() }
+}
+
+async fn patient_secrets_recorded_once_per_value(index: Arc<dyn Index>) {
+    let a = institution(&index, "HA").await;
+    let b = institution(&index, "HB").await;
+    let with = |s: Sample, secrets: Vec<PatientSecret>| {
+        let mut n = s.build();
+        n.patient_secrets = secrets;
+        n
+    };
+    let id_card = secret("national_id", "ct:v1:id", "bi:v1:id");
+    let phone = secret("phone", "ct:v1:phone", "bi:v1:phone");
+    commit_one(&index, with(Sample::new(a.id, "P1", "11.1", "11.1.1", "11.1.1.1"), vec![id_card.clone(), phone.clone()]))
+        .await
+        .unwrap();
+    // The same value again (another ciphertext of it, same blind index): one row, the first kept;
+    // twice in one batch too.
+    let again = secret("national_id", "ct:v1:id-again", "bi:v1:id");
+    let out = index
+        .commit(&[
+            with(Sample::new(a.id, "P1", "11.1", "11.1.1", "11.1.1.2"), vec![again.clone()]),
+            with(Sample::new(a.id, "P1", "11.2", "11.2.1", "11.2.1.1"), vec![again.clone(), phone.clone()]),
+        ])
+        .await
+        .unwrap();
+    for r in out {
+        r.unwrap();
+    }
+    // Another patient with the same national ID (another institution's record), and one without secrets.
+    commit_one(&index, with(Sample::new(b.id, "Q7", "11.3", "11.3.1", "11.3.1.1"), vec![id_card.clone()])).await.unwrap();
+    commit_one(&index, Sample::new(a.id, "P2", "11.4", "11.4.1", "11.4.1.1").build()).await.unwrap();
+
+    let by_phone = index.patients_by_secret("phone", "bi:v1:phone").await.unwrap();
+    assert_eq!(by_phone.len(), 1, "{by_phone:?}");
+    let p1 = by_phone[0];
+    assert_eq!(index.patient_secrets(p1).await.unwrap(), vec![id_card.clone(), phone.clone()], "one row per kind and value");
+    let by_id = index.patients_by_secret("national_id", "bi:v1:id").await.unwrap();
+    assert_eq!(by_id.len(), 2, "both master patients: {by_id:?}");
+    assert!(by_id.contains(&p1));
+    let q7 = *by_id.iter().find(|&&p| p != p1).unwrap();
+    assert_eq!(index.patient_secrets(q7).await.unwrap(), vec![id_card]);
+    assert!(index.patients_by_secret("phone", "bi:v1:id").await.unwrap().is_empty(), "the kind must match");
+    assert!(index.patients_by_secret("national_id", "bi:none").await.unwrap().is_empty());
+    assert!(index.patient_secrets(p1 + q7 + 1000).await.unwrap().is_empty());
+    assert_eq!(index.secrets_page(0, 100).await.unwrap().len(), 3, "three rows in all");
+}
+
+async fn patient_secrets_page_and_rewrite(index: Arc<dyn Index>) {
+    let a = institution(&index, "HA").await;
+    for (k, pid) in ["P1", "P2", "P3"].into_iter().enumerate() {
+        let mut n = Sample::new(a.id, pid, &format!("12.{k}"), &format!("12.{k}.1"), &format!("12.{k}.1.1")).build();
+        n.patient_secrets = vec![
+            secret("national_id", &format!("ct:old:id{k}"), &format!("bi:old:id{k}")),
+            secret("address", &format!("ct:old:addr{k}"), &format!("bi:old:addr{k}")),
+        ];
+        commit_one(&index, n).await.unwrap();
+    }
+    let first = index.secrets_page(0, 4).await.unwrap();
+    assert_eq!(first.len(), 4);
+    assert!(first.windows(2).all(|w| w[0].0 < w[1].0), "in id order");
+    let rest = index.secrets_page(first[3].0, 4).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    assert!(rest[0].0 > first[3].0);
+    assert!(index.secrets_page(rest[1].0, 4).await.unwrap().is_empty(), "the end");
+    let all: Vec<(i64, PatientSecret)> = first.into_iter().chain(rest).collect();
+    let mut kinds: Vec<String> = all.iter().map(|(_, s)| s.blind_index.clone()).collect();
+    kinds.sort();
+    assert_eq!(kinds, vec!["bi:old:addr0", "bi:old:addr1", "bi:old:addr2", "bi:old:id0", "bi:old:id1", "bi:old:id2"]);
+
+    let (row, target) = all.iter().find(|(_, s)| s.blind_index == "bi:old:id1").unwrap().clone();
+    let patient = index.patients_by_secret("national_id", "bi:old:id1").await.unwrap();
+    assert_eq!(patient.len(), 1);
+    index.rewrite_secret(row, "ct:new:id1", "bi:new:id1").await.unwrap();
+    assert!(index.patients_by_secret("national_id", "bi:old:id1").await.unwrap().is_empty(), "the old index is gone");
+    assert_eq!(index.patients_by_secret("national_id", "bi:new:id1").await.unwrap(), patient, "the same master patient");
+    let held = index.patient_secrets(patient[0]).await.unwrap();
+    assert!(held.contains(&secret(&target.kind, "ct:new:id1", "bi:new:id1")), "{held:?}");
+    assert!(held.contains(&secret("address", "ct:old:addr1", "bi:old:addr1")), "the other secret untouched");
+    let reread = index.secrets_page(row - 1, 1).await.unwrap();
+    assert_eq!(reread, vec![(row, secret("national_id", "ct:new:id1", "bi:new:id1"))], "same row id");
+}
+
+// --- the audit trail ------------------------------------------------------
+
+#[allow(clippy::too_many_arguments)]
+fn audit_row(chain: &str, seq: i64, at: i64, action: &str, outcome: &str, actor: &str, patient: Option<&str>, studies: &str) -> AuditRow {
+    AuditRow {
+        chain: chain.into(),
+        seq,
+        at,
+        action: action.into(),
+        outcome: outcome.into(),
+        actor_id: actor.into(),
+        patient_id: patient.map(str::to_string),
+        studies: studies.into(),
+        event: format!(r#"{{"action":"{action}","actor":"{actor}","seq":{seq}}}"#),
+        key_id: "audit-k1".into(),
+        prev_mac: format!("mac:{chain}:{}", seq - 1),
+        mac: format!("mac:{chain}:{seq}"),
+    }
+}
+
+fn simple_row(chain: &str, seq: i64) -> AuditRow {
+    audit_row(chain, seq, 1_000 + seq, "login", "success", "u1", None, "")
+}
+
+fn anchor_at(chain: &str, seq: i64) -> AuditAnchor {
+    AuditAnchor {
+        chain: chain.into(),
+        seq,
+        mac: format!("mac:{chain}:{seq}"),
+        key_id: "audit-k1".into(),
+        anchor_mac: format!("anchor:{chain}:{seq}"),
+    }
+}
+
+async fn audit_append_moves_the_anchor(index: Arc<dyn Index>) {
+    assert!(index.audit_anchors().await.unwrap().is_empty());
+    assert!(index.audit_last("node-a").await.unwrap().is_none());
+    let rows = vec![simple_row("node-a", 1), simple_row("node-a", 2), simple_row("node-a", 3)];
+    index.append_audit(&rows, &anchor_at("node-a", 3)).await.unwrap();
+    assert_eq!(index.audit_last("node-a").await.unwrap(), Some(rows[2].clone()), "stored as given");
+    assert_eq!(index.audit_anchors().await.unwrap(), vec![anchor_at("node-a", 3)]);
+
+    index.append_audit(&[simple_row("node-b", 1)], &anchor_at("node-b", 1)).await.unwrap();
+    index.append_audit(&[simple_row("node-a", 4)], &anchor_at("node-a", 4)).await.unwrap();
+    assert_eq!(index.audit_last("node-a").await.unwrap().unwrap().seq, 4);
+    assert_eq!(index.audit_last("node-b").await.unwrap().unwrap().seq, 1);
+    assert_eq!(index.audit_anchors().await.unwrap(), vec![anchor_at("node-a", 4), anchor_at("node-b", 1)], "one per chain, by chain");
+    assert!(index.audit_last("node-c").await.unwrap().is_none());
+
+    // An empty batch only moves the anchor (re-sealing it, say under a new key).
+    let mut resealed = anchor_at("node-b", 1);
+    resealed.key_id = "audit-k2".into();
+    resealed.anchor_mac = "anchor:resealed".into();
+    index.append_audit(&[], &resealed).await.unwrap();
+    assert_eq!(index.audit_anchors().await.unwrap()[1], resealed);
+    assert_eq!(index.audit_chain("node-b", 0, 10).await.unwrap().len(), 1);
+}
+
+async fn audit_chain_pages_in_seq_order(index: Arc<dyn Index>) {
+    let chain: Vec<AuditRow> = (1..=5).map(|s| simple_row("c1", s)).collect();
+    index.append_audit(&chain[..3], &anchor_at("c1", 3)).await.unwrap();
+    index.append_audit(&[simple_row("c2", 1), simple_row("c2", 2)], &anchor_at("c2", 2)).await.unwrap();
+    // Sealed out of order in the batch, read back in seq order.
+    index.append_audit(&[chain[4].clone(), chain[3].clone()], &anchor_at("c1", 5)).await.unwrap();
+    assert_eq!(index.audit_chain("c1", 0, 2).await.unwrap(), chain[..2].to_vec());
+    assert_eq!(index.audit_chain("c1", 2, 2).await.unwrap(), chain[2..4].to_vec());
+    assert_eq!(index.audit_chain("c1", 4, 10).await.unwrap(), chain[4..].to_vec());
+    assert!(index.audit_chain("c1", 5, 10).await.unwrap().is_empty());
+    assert_eq!(index.audit_chain("c1", 0, 100).await.unwrap(), chain, "this chain's rows only");
+    assert_eq!(index.audit_chain("c2", 1, 100).await.unwrap(), vec![simple_row("c2", 2)]);
+    assert!(index.audit_chain("c3", 0, 100).await.unwrap().is_empty());
+}
+
+async fn audit_search_filters_newest_first(index: Arc<dyn Index>) {
+    let a = vec![
+        audit_row("node-a", 1, 1_000, "login", "success", "u1", None, ""),
+        audit_row("node-a", 2, 2_000, "study.read", "success", "u1", Some("PID1"), "1.2.3 1.2.30"),
+        audit_row("node-a", 3, 3_000, "study.read", "failure", "u2", Some("PID2"), "1.2.30"),
+    ];
+    let b = vec![
+        audit_row("node-b", 1, 2_500, "study.export", "success", "u2", Some("PID1"), "1.2.3"),
+        audit_row("node-b", 2, 4_000, "login", "failure", "u3", None, ""),
+    ];
+    index.append_audit(&a, &anchor_at("node-a", 3)).await.unwrap();
+    index.append_audit(&b, &anchor_at("node-b", 2)).await.unwrap();
+    let search = |q: AuditQuery| {
+        let index = index.clone();
+        async move {
+            index.audit_search(&q).await.unwrap().into_iter().map(|r| format!("{}/{}", r.chain, r.seq)).collect::<Vec<_>>()
+        }
+    };
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(search(AuditQuery::default()).await, vec!["node-b/2", "node-a/3", "node-b/1", "node-a/2", "node-a/1"], "newest first");
+    assert_eq!(index.audit_search(&AuditQuery::default()).await.unwrap()[1], a[2], "rows as stored");
+    assert_eq!(
+        search(AuditQuery { from: Some(2_000), to: Some(3_000), ..Default::default() }).await,
+        vec!["node-b/1", "node-a/2"],
+        "from inclusive, to exclusive"
+    );
+    assert_eq!(search(AuditQuery { from: Some(3_000), ..Default::default() }).await, vec!["node-b/2", "node-a/3"]);
+    assert_eq!(search(AuditQuery { to: Some(2_000), ..Default::default() }).await, vec!["node-a/1"]);
+    assert_eq!(search(AuditQuery { actor_id: s("u1"), ..Default::default() }).await, vec!["node-a/2", "node-a/1"]);
+    assert_eq!(search(AuditQuery { action: s("study.read"), ..Default::default() }).await, vec!["node-a/3", "node-a/2"]);
+    assert_eq!(search(AuditQuery { outcome: s("failure"), ..Default::default() }).await, vec!["node-b/2", "node-a/3"]);
+    assert_eq!(search(AuditQuery { patient_id: s("PID1"), ..Default::default() }).await, vec!["node-b/1", "node-a/2"]);
+    assert!(search(AuditQuery { patient_id: s("PID"), ..Default::default() }).await.is_empty(), "exact patient");
+    assert_eq!(
+        search(AuditQuery { study_uid: s("1.2.3"), ..Default::default() }).await,
+        vec!["node-b/1", "node-a/2"],
+        "one of the studies, whole UIDs only (not 1.2.30)"
+    );
+    assert_eq!(search(AuditQuery { study_uid: s("1.2.30"), ..Default::default() }).await, vec!["node-a/3", "node-a/2"]);
+    assert!(search(AuditQuery { study_uid: s("2.3"), ..Default::default() }).await.is_empty(), "no partial UID");
+    assert!(search(AuditQuery { study_uid: s("1_2_3"), ..Default::default() }).await.is_empty(), "_ is no wildcard");
+    assert!(search(AuditQuery { study_uid: s("%"), ..Default::default() }).await.is_empty(), "% is no wildcard");
+    assert_eq!(
+        search(AuditQuery { actor_id: s("u2"), outcome: s("success"), ..Default::default() }).await,
+        vec!["node-b/1"],
+        "filters combine"
+    );
+    assert_eq!(
+        search(AuditQuery { patient_id: s("PID1"), study_uid: s("1.2.30"), ..Default::default() }).await,
+        vec!["node-a/2"]
+    );
+    assert!(search(AuditQuery { actor_id: s("u9"), ..Default::default() }).await.is_empty());
+    assert_eq!(search(AuditQuery { limit: 2, ..Default::default() }).await, vec!["node-b/2", "node-a/3"]);
+    assert_eq!(search(AuditQuery { limit: 2, offset: 2, ..Default::default() }).await, vec!["node-b/1", "node-a/2"]);
+    assert_eq!(search(AuditQuery { offset: 4, ..Default::default() }).await, vec!["node-a/1"]);
+    assert!(search(AuditQuery { offset: 5, ..Default::default() }).await.is_empty());
+}
+
+async fn audit_search_limit_zero_means_one_hundred(index: Arc<dyn Index>) {
+    let rows: Vec<AuditRow> = (1..=120).map(|s| simple_row("bulk", s)).collect();
+    index.append_audit(&rows, &anchor_at("bulk", 120)).await.unwrap();
+    let page = index.audit_search(&AuditQuery::default()).await.unwrap();
+    assert_eq!(page.len(), 100);
+    assert_eq!((page[0].seq, page[99].seq), (120, 21));
+    let next = index.audit_search(&AuditQuery { offset: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(next.len(), 20);
+    assert_eq!(index.audit_search(&AuditQuery { limit: 110, ..Default::default() }).await.unwrap().len(), 110);
+}
+
+async fn audit_taken_position_is_a_conflict_writing_nothing(index: Arc<dyn Index>) {
+    let first = vec![simple_row("node-a", 1), simple_row("node-a", 2)];
+    index.append_audit(&first, &anchor_at("node-a", 2)).await.unwrap();
+    // Another writer on the same chain: its row 3 is new, its row 2 is taken.
+    let mut theirs = simple_row("node-a", 2);
+    theirs.mac = "mac:other-writer".into();
+    let err = index.append_audit(&[simple_row("node-a", 3), theirs], &anchor_at("node-a", 3)).await;
+    assert!(matches!(err, Err(IndexError::Conflict(_))), "{err:?}");
+    assert_eq!(index.audit_chain("node-a", 0, 100).await.unwrap(), first, "nothing of the failed batch written");
+    assert_eq!(index.audit_last("node-a").await.unwrap(), Some(first[1].clone()));
+    assert_eq!(index.audit_anchors().await.unwrap(), vec![anchor_at("node-a", 2)], "the anchor did not move");
+    let err = index.append_audit(&[simple_row("node-a", 1)], &anchor_at("node-a", 1)).await;
+    assert!(matches!(err, Err(IndexError::Conflict(_))), "{err:?}");
+    // Positions are per chain, and the chain goes on after the conflict.
+    index.append_audit(&[simple_row("node-b", 1), simple_row("node-b", 2)], &anchor_at("node-b", 2)).await.unwrap();
+    index.append_audit(&[simple_row("node-a", 3)], &anchor_at("node-a", 3)).await.unwrap();
+    assert_eq!(index.audit_chain("node-a", 0, 100).await.unwrap().len(), 3);
+    assert_eq!(index.audit_anchors().await.unwrap(), vec![anchor_at("node-a", 3), anchor_at("node-b", 2)]);
 }
