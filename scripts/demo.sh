@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds Yunying (release) and runs the platform with demo data: the region's
-# 16 member institutions and synthetic studies, DICOMweb on
+# 16 member institutions, demo accounts (printed once, kept in
+# yunying-data/demo-accounts.txt) and synthetic studies, DICOMweb on
 # http://127.0.0.1:8080/dicom-web. Extra arguments go to `yunying serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -450,7 +450,7 @@ fn ms(d: Duration) -> f64 {
 /// One run of the series phase on a fresh server.
 async fn series_run(s: &mut Server, ct: &CtSeries, r: &mut Results) {
     let p = s.product;
-    let client = measure::client();
+    let client = s.client();
     let n = ct.files.len();
 
     // STOW-RS of the whole series, one request, then the peak RSS.
@@ -521,7 +521,7 @@ async fn series_run(s: &mut Server, ct: &CtSeries, r: &mut Results) {
     // Every frame, one request each, 6 connections.
     let urls: Arc<Vec<String>> =
         Arc::new(ct.files.iter().map(|f| format!("{series_url}/instances/{}/frames/1", f.sop_uid)).collect());
-    let clients: Vec<reqwest::Client> = (0..FRAME_CONNECTIONS).map(|_| measure::client()).collect();
+    let clients: Vec<reqwest::Client> = (0..FRAME_CONNECTIONS).map(|_| s.client()).collect();
     let frame_bytes = ct.rows as u64 * ct.columns as u64 * 2;
     let frames = async {
         measure::frames(&clients, urls.clone(), frame_bytes).await?; // warm-up
@@ -597,7 +597,7 @@ async fn catalog_run(
     r: &mut Results,
 ) {
     let p = s.product;
-    let client = measure::client();
+    let client = s.client();
     let n = small.files.len();
     eprintln!("   loading {n} studies in STOW-RS requests of {LOAD_BATCH} ...");
     match measure::load(&client, &s.dicomweb, &small.files, LOAD_BATCH).await {
@@ -795,7 +795,7 @@ async fn dimse_run(
         Err(e) => return r.error(store_metric, p, e),
     }
     // Everything must be there (QIDO over HTTP, untimed).
-    let client = measure::client();
+    let client = s.client();
     let url = format!("{}/studies/{}/series/{}/instances", s.dicomweb, ct.study_uid, ct.series_uid);
     match measure::get_json_array(&client, &url).await {
         Ok((_, items)) if items.len() == n => {}

@@ -12,9 +12,17 @@ use bytes::Bytes;
 
 pub type Res<T> = Result<T, String>;
 
-/// A keep-alive HTTP/1.1 client (TCP_NODELAY, no proxy).
-pub fn client() -> reqwest::Client {
+/// A keep-alive HTTP/1.1 client (TCP_NODELAY, no proxy), sending
+/// `Authorization: Bearer <token>` when given (Yunying needs a credential).
+pub fn client_with(token: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = token
+        && let Ok(v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+    {
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
     reqwest::Client::builder()
+        .default_headers(headers)
         .no_proxy()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(16)

@@ -84,6 +84,15 @@ pub struct Server {
     pub data_dir: PathBuf,
     dir: Option<tempfile::TempDir>,
     pg_url: Option<String>,
+    /// Yunying's API token (Orthanc needs none).
+    token: Option<String>,
+}
+
+impl Server {
+    /// A keep-alive client carrying this server's credential.
+    pub fn client(&self) -> reqwest::Client {
+        crate::measure::client_with(self.token.as_deref())
+    }
 }
 
 pub fn free_port() -> std::io::Result<u16> {
@@ -131,6 +140,7 @@ impl Server {
             data_dir: dir.path().join(if product.is_yunying() { "data" } else { "db" }),
             dir: None,
             pg_url: None,
+            token: None,
         };
         let result = match product {
             Product::YunyingSqlite => server.start_yunying(launch, dir.path(), None).await,
@@ -159,6 +169,20 @@ impl Server {
     }
 
     async fn start_yunying(&mut self, launch: &Launch, dir: &Path, pg: Option<String>) -> Result<(), String> {
+        // Every DICOMweb request needs a credential: a region-wide token.
+        let token_file = dir.join("token");
+        let mut mint = Command::new(&launch.yunying);
+        mint.args(["token", "create", "--name", "bench", "--actions", "all", "--out"]).arg(&token_file);
+        mint.arg("--data").arg(dir.join("data"));
+        if let Some(url) = &pg {
+            mint.arg("--catalog-url").arg(url);
+        }
+        mint.env("YUNYING_LOG", "warn");
+        let out = mint.output().map_err(|e| format!("cannot run yunying token create: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("yunying token create failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        self.token = Some(std::fs::read_to_string(&token_file).map_err(|e| e.to_string())?.trim().to_string());
         let mut cmd = Command::new(&launch.yunying);
         // The DICOM listener on a free port (its default, 11112, may be taken).
         cmd.arg("serve").arg("--http").arg("127.0.0.1:0").arg("--dicom").arg("127.0.0.1:0");
