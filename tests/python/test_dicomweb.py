@@ -237,3 +237,22 @@ def test_dicomweb_client_store_search_retrieve(yunying, tmp_path):
     # QIDO paging and wildcard through the client.
     found = client.search_for_studies(search_filters={"PatientName": "li*"}, limit=10, offset=0)
     assert any(pydicom.Dataset.from_json(f).PatientID == "PYCLIENT1" for f in found)
+
+
+def test_credentials_are_required(yunying):
+    """dicomweb-client without a credential is refused with 401; a revoked token stops working."""
+    anonymous = DICOMwebClient(url=yunying.dicomweb)
+    with pytest.raises(requests.HTTPError) as e:
+        anonymous.search_for_studies()
+    assert e.value.response.status_code == 401
+    assert "Bearer" in e.value.response.headers.get("WWW-Authenticate", "")
+    assert requests.get(yunying.base + "/healthz").status_code == 200
+    # A token limited to queries may search but not retrieve.
+    token = yunying.cli("token", "create", "--name", "query-only", "--actions", "query").strip()
+    limited = DICOMwebClient(url=yunying.dicomweb, headers={"Authorization": f"Bearer {token}"})
+    studies = limited.search_for_studies()
+    assert studies, "the earlier tests of this module stored studies"
+    uid = studies[0]["0020000D"]["Value"][0]
+    with pytest.raises(requests.HTTPError) as e:
+        limited.retrieve_study_metadata(uid)
+    assert e.value.response.status_code == 403

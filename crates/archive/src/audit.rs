@@ -25,6 +25,9 @@ use yunying_security::Keyring;
 const FOLD_WINDOW_MS: i64 = 60_000;
 /// Most events sealed in one transaction.
 const BATCH: usize = 512;
+/// How long the writer gathers events before writing them (a crash can lose
+/// at most this much of the trail, beside what is in flight).
+const LINGER: Duration = Duration::from_millis(20);
 
 /// Called with every sealed event once it is stored (syslog forwarding).
 pub type Forwarder = Arc<dyn Fn(&SealedEvent) + Send + Sync>;
@@ -255,6 +258,7 @@ impl Writer {
             let Some(first) = first else { break };
             let mut events = Vec::new();
             let mut flushes = Vec::new();
+            let linger_until = tokio::time::Instant::now() + LINGER;
             let mut next = Some(first);
             while let Some(m) = next {
                 match m {
@@ -265,10 +269,15 @@ impl Writer {
                     }
                     Msg::Flush(done) => flushes.push(done),
                 }
-                if events.len() >= BATCH {
+                if events.len() >= BATCH || !flushes.is_empty() {
                     break;
                 }
-                next = rx.try_recv().ok();
+                next = match rx.try_recv() {
+                    Ok(m) => Some(m),
+                    // Linger a moment: a busy node's events share one
+                    // transaction (one fsync) instead of one each.
+                    Err(_) => tokio::time::timeout_at(linger_until, rx.recv()).await.ok().flatten(),
+                };
             }
             if !flushes.is_empty() {
                 events.extend(self.expired_folds(i64::MAX, true));

@@ -59,10 +59,13 @@ impl Default for SecuritySettings {
     }
 }
 
-/// Recently authenticated credentials: secret hash → (principal, when read).
+/// A cached authentication: who, when it was read (unix ms), and the session (for cookies).
+type Cached = (Principal, i64, Option<Session>);
+
+/// Recently authenticated credentials, by secret hash.
 #[derive(Default)]
 pub struct CredentialCache {
-    entries: Mutex<HashMap<String, (Principal, i64, Option<Session>)>>,
+    entries: Mutex<HashMap<String, Cached>>,
 }
 
 impl CredentialCache {
@@ -150,6 +153,18 @@ pub struct UserRequest {
     pub password: String,
     /// The user must change this password at first login.
     pub temporary: bool,
+}
+
+/// A grant to make: a study opened to one user or one institution.
+#[derive(Debug, Clone)]
+pub struct GrantRequest {
+    pub study_uid: String,
+    /// `consultation`, `referral` or `share`.
+    pub kind: String,
+    pub to_user: Option<String>,
+    pub to_institution: Option<String>,
+    pub expires_at: Option<i64>,
+    pub reason: String,
 }
 
 /// A machine credential to create.
@@ -769,16 +784,10 @@ impl Archive {
     }
 
     /// Opens a study to a user or an institution (a consultation, a referral).
-    pub async fn grant_study(
-        &self,
-        caller: &Caller,
-        study_uid: &str,
-        kind: &str,
-        to_user: Option<&str>,
-        to_institution: Option<&str>,
-        expires_at: Option<i64>,
-        reason: &str,
-    ) -> Result<Grant, ArchiveError> {
+    pub async fn grant_study(&self, caller: &Caller, req: &GrantRequest) -> Result<Grant, ArchiveError> {
+        let GrantRequest { study_uid, kind, to_user, to_institution, expires_at, reason } = req;
+        let (study_uid, kind, reason, expires_at) = (study_uid.as_str(), kind.as_str(), reason.as_str(), *expires_at);
+        let (to_user, to_institution) = (to_user.as_deref(), to_institution.as_deref());
         if !matches!(kind, "consultation" | "referral" | "share") {
             return Err(ArchiveError::BadRequest("a grant is a consultation, a referral or a share".into()));
         }

@@ -201,7 +201,7 @@ pub async fn user(archive: Arc<Archive>, cmd: UserCommand) -> R {
         }
         UserCommand::List => {
             let institutions = archive.index().institutions().await.map_err(|e| e.to_string())?;
-            println!("{:<20} {:<28} {:<12} {:<8} {}", "USERNAME", "ROLES", "INSTITUTION", "2FA", "STATE");
+            println!("{:<20} {:<28} {:<12} {:<8} STATE", "USERNAME", "ROLES", "INSTITUTION", "2FA");
             for u in archive.index().users().await.map_err(|e| e.to_string())? {
                 let inst = u
                     .institution_id
@@ -275,7 +275,7 @@ pub async fn token(archive: Arc<Archive>, cmd: TokenCommand) -> R {
             }
         }
         TokenCommand::List => {
-            println!("{:<24} {:<7} {:<24} {:<40} {}", "ID", "KIND", "NAME", "ACTIONS", "STATE");
+            println!("{:<24} {:<7} {:<24} {:<40} STATE", "ID", "KIND", "NAME", "ACTIONS");
             let now = yunying_util::time::now_millis();
             for c in archive.index().credentials().await.map_err(|e| e.to_string())? {
                 let state = if c.revoked_at.is_some() {

@@ -481,6 +481,7 @@ async fn lockout_idle_timeout_rate_limit_and_password_change() {
     assert!(limited.flatten().is_some(), "sign-in attempts are rate limited");
 
     // Failed and successful logins and the lock are in the audit trail (read offline here).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let out = r.server.cli(&["audit", "export", "--format", "json", "--actor", "user:doctor"]);
     for action in ["\"login-failed\"", "\"account-locked\"", "\"login\"", "\"password-changed\"", "\"session-expired\"", "\"logout\""] {
         assert!(out.contains(action), "{action} missing from the trail");
@@ -629,10 +630,20 @@ async fn dimse_is_scoped_and_audited_and_records_reach_syslog() {
     let rej = Command::new("echoscu").args(["-aet", "STRANGER", "-aec", "YUNYING", "127.0.0.1", &port]).output().unwrap();
     assert!(!rej.status.success());
 
-    let out = s.cli(&["audit", "export", "--actor", "ae:TOWN_WS"]);
-    assert!(out.contains("\"query\"") && out.contains("\"interface\":\"dicom\""), "{out}");
-    let out = s.cli(&["audit", "export", "--actor", "ae:STRANGER"]);
-    assert!(out.contains("association-rejected"), "{out}");
+    // The server writes its trail a moment later (events share a transaction).
+    let exported = |actor: &str, wanted: &str| {
+        for _ in 0..50 {
+            let out = s.cli(&["audit", "export", "--actor", actor]);
+            if out.contains(wanted) {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{wanted} never recorded for {actor}");
+    };
+    let out = exported("ae:TOWN_WS", "\"query\"");
+    assert!(out.contains("\"interface\":\"dicom\""), "{out}");
+    exported("ae:STRANGER", "association-rejected");
 
     // Every record also went to syslog as RFC 5424 with the DICOM audit message.
     let mut buf = vec![0u8; 65536];

@@ -206,10 +206,15 @@ pub async fn create_grant(
     if b.user.is_some() == b.institution.is_some() {
         return Err(AppError::bad_request("name exactly one grantee: \"user\" or \"institution\""));
     }
-    let g = api
-        .archive
-        .grant_study(&caller, &b.study_uid, &b.kind, b.user.as_deref(), b.institution.as_deref(), b.expires_at, &b.reason)
-        .await?;
+    let req = yunying_archive::identity::GrantRequest {
+        study_uid: b.study_uid,
+        kind: b.kind,
+        to_user: b.user,
+        to_institution: b.institution,
+        expires_at: b.expires_at,
+        reason: b.reason,
+    };
+    let g = api.archive.grant_study(&caller, &req).await?;
     Ok(ok(StatusCode::CREATED, serde_json::json!({ "id": g.id, "study_uid": g.study_uid, "kind": g.kind, "expires_at": g.expires_at })))
 }
 
