@@ -150,6 +150,34 @@ impl Archive {
         self.audit(e).await;
     }
 
+    /// The studies (within the caller's scope) of the patients holding this
+    /// personal identifier (`national_id`, `phone`...), found through its
+    /// blind index: the value itself is never stored or logged in clear.
+    pub async fn studies_by_identifier(
+        &self,
+        caller: &Caller,
+        kind: &str,
+        value: &str,
+        limit: u32,
+    ) -> Result<Vec<yunying_index::StudyRow>, ArchiveError> {
+        let mut patients = Vec::new();
+        // Every blind key still in the ring, while a rotation re-indexes.
+        for index in yunying_security::blind::blind_indexes(&self.settings.keys, kind, value) {
+            patients.extend(self.index.patients_by_secret(kind, &index).await?);
+        }
+        patients.sort_unstable();
+        patients.dedup();
+        let mut q = Query::new(Level::Study).limit(limit);
+        q.patients = Some(patients);
+        let q = self.scoped_query(caller, q).await?;
+        let rows = self.index.query_studies(&q).await?;
+        let mut e = self.audit_event(caller, AuditAction::Query, Outcome::Success);
+        e.studies = rows.iter().map(|r| r.study_uid.clone()).collect();
+        e.detail = serde_json::json!({ "query": format!("studies by {kind}"), "count": rows.len() });
+        self.audit(e).await;
+        Ok(rows)
+    }
+
     /// Checks the caller's access to a study (which must exist) and returns what it is.
     /// Refusals are audited here; the caller audits what it then serves.
     pub async fn study_access(&self, caller: &Caller, action: Action, study_uid: &str) -> Result<StudyFacts, ArchiveError> {

@@ -392,11 +392,14 @@ pub struct Query {
     /// Studies open to the caller beyond `institutions` (grants), by Study
     /// Instance UID; only meaningful when `institutions` is set.
     pub granted_studies: Vec<String>,
+    /// Restricts results to these master patient records (a look-up by an
+    /// encrypted identifier's blind index).
+    pub patients: Option<Vec<i64>>,
 }
 
 impl Query {
     pub fn new(level: Level) -> Query {
-        Query { level, filters: Vec::new(), fuzzy: false, limit: None, offset: 0, institutions: None, granted_studies: Vec::new() }
+        Query { level, filters: Vec::new(), fuzzy: false, limit: None, offset: 0, institutions: None, granted_studies: Vec::new(), patients: None }
     }
 
     /// Adds a filter (builder style).

@@ -151,6 +151,14 @@ pub fn conditions(q: &Query, d: Dialect) -> (Conditions, Vec<Filter>) {
             },
         }
     }
+    if let Some(patients) = &q.patients {
+        if patients.is_empty() {
+            c.clauses.push("1=0".into());
+        } else {
+            let phs: Vec<String> = patients.iter().map(|i| c.bind(d, Param::Int(*i))).collect();
+            c.clauses.push(format!("st.patient_id IN ({})", phs.join(", ")));
+        }
+    }
     if let Some(insts) = &q.institutions {
         let mut ors = Vec::new();
         if !insts.is_empty() {

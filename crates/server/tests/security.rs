@@ -241,6 +241,16 @@ async fn matrix(pg: Option<&PgDatabase>) {
         assert_eq!(qido(admin).await.0, StatusCode::FORBIDDEN);
     }
 
+    // Identifiers held only encrypted stay searchable through their blind
+    // index (in a body, never in a URL), within the caller's scope.
+    let by_id: Json = doctor.post("/api/patients/search", json!({"national_id": NATIONAL_ID.to_lowercase()})).await.json().await.unwrap();
+    assert_eq!(uids(&by_id["studies"]), vec![TOWN_STUDY.to_string()], "{by_id}");
+    let by_phone: Json = rad.post("/api/patients/search", json!({"phone": "+86 139-1234-5678"})).await.json().await.unwrap();
+    assert_eq!(uids(&by_phone["studies"]), vec![TOWN_STUDY.to_string(), OTHER_STUDY.to_string()]);
+    let none: Json = rad.post("/api/patients/search", json!({"phone": "13800000000"})).await.json().await.unwrap();
+    assert!(none["studies"].as_array().unwrap().is_empty());
+    assert_eq!(sys.post("/api/patients/search", json!({"phone": PHONE})).await.status(), StatusCode::FORBIDDEN);
+
     // Read: a wrong-institution doctor gets 403.
     let town_meta = format!("/dicom-web/studies/{TOWN_STUDY}/metadata");
     let other_meta = format!("/dicom-web/studies/{OTHER_STUDY}/metadata");

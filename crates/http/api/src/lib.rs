@@ -5,6 +5,7 @@
 //!   account (password change, second-factor enrolment), OAuth2 client
 //!   credentials.
 //! - [`admin`]: accounts, machine credentials, grants, institutions.
+//! - [`patients`]: finding studies by an identifier held encrypted.
 //! - [`audit`]: searching, exporting (JSON, DICOM PS3.15, FHIR) and verifying
 //!   the audit trail.
 //!
@@ -15,6 +16,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod patients;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +57,7 @@ pub fn router(api: Api, attempts_per_minute: u32) -> Router {
         .route("/api/credentials", get(admin::list_credentials).post(admin::create_credential))
         .route("/api/credentials/{public_id}", axum::routing::delete(admin::revoke_credential))
         .route("/api/grants", post(admin::create_grant))
+        .route("/api/patients/search", post(patients::search))
         .route("/api/institutions", get(admin::list_institutions).post(admin::create_institution))
         .route("/api/audit", get(audit::search))
         .route("/api/audit/verify", get(audit::verify))
