@@ -507,24 +507,10 @@ mod tests {
     #[test]
     fn roles_by_actions_by_scope() {
         use Action::*;
-        // Columns: Query Read Export Store Update Delete Share | ManageUsers
-        // ManageCredentials ManageGrants ManageSystem ViewStatistics ReadAudit ManageAudit
-        let columns = [
-            Query,
-            Read,
-            Export,
-            Store,
-            Update,
-            Delete,
-            Share,
-            ManageUsers,
-            ManageCredentials,
-            ManageGrants,
-            ManageSystem,
-            ViewStatistics,
-            ReadAudit,
-            ManageAudit,
-        ];
+        // Columns, in the order of Action::ALL: Query Read Export Store
+        // Update Delete Share | ManageUsers ManageCredentials ManageGrants
+        // ManageSystem ViewStatistics ReadAudit ManageAudit.
+        let columns = Action::ALL;
         let table: Vec<(&str, Principal, &str)> = vec![
             ("system admin", user(&[Role::SystemAdmin], None), "------- ---AA--"),
             ("security admin", user(&[Role::SecurityAdmin], None), "------- AAA----"),

@@ -146,21 +146,8 @@ impl TestServer {
         }
         std::fs::create_dir_all(&self.data).expect("data dir");
         let file = self.data.with_file_name("test-token");
-        let out = Command::new(&self.bin)
-            .args(["token", "create", "--name", "tests", "--actions", "all", "--out"])
-            .arg(&file)
-            .arg("--data")
-            .arg(&self.data)
-            .args(self.catalog_args())
-            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output()
-            .expect("run yunying token create");
-        assert!(
-            out.status.success(),
-            "yunying token create failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let file_arg = file.display().to_string();
+        self.cli(&["token", "create", "--name", "tests", "--actions", "all", "--out", &file_arg]);
         self.token = std::fs::read_to_string(&file).expect("token file").trim().to_string();
     }
 
@@ -182,15 +169,19 @@ impl TestServer {
     /// Runs the CLI on this server's catalog with the given arguments (plus
     /// `--data` and the catalog arguments), returning (success, stdout, stderr).
     pub fn cli_result(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(&self.bin)
-            .args(args)
+        let out = self.cli_command(args).output().expect("run yunying");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    }
+
+    /// `yunying ARGS --data <data> <catalog args>` with the server's environment.
+    fn cli_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args)
             .arg("--data")
             .arg(&self.data)
             .args(self.catalog_args())
-            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output()
-            .expect("run yunying");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd
     }
 
     async fn launch(&mut self) {
@@ -300,14 +291,7 @@ impl TestServer {
     /// Runs `yunying ARGS --data <this server's data>` (the CLI on the same
     /// data directory, e.g. `ae add`), returning stdout; panics on failure.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.bin)
-            .args(args)
-            .arg("--data")
-            .arg(&self.data)
-            .args(self.catalog_args())
-            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output()
-            .expect("run yunying");
+        let out = self.cli_command(args).output().expect("run yunying");
         assert!(
             out.status.success(),
             "yunying {args:?} failed: {}{}",
