@@ -311,14 +311,22 @@ async fn run(cli: Cli) -> Result<()> {
             import(settings, dir, institution, url, parallel, restart).await
         }
         Command::Ae { common, command } => {
-            let settings = Settings::load(
-                common.config.as_deref(),
-                &Overrides { data: common.data, catalog_url: common.catalog_url, ..Default::default() },
-            )?;
-            init_cli_logging();
-            let archive = crate::app::open_archive(&settings).await?;
+            let archive = cli_archive(&common).await?;
+            // Registry changes are permission changes for machines: audited.
+            let change = (!matches!(command, crate::ae_cmd::AeCommand::List { .. })).then(|| format!("{command:?}"));
             let mut out = std::io::stdout();
-            crate::ae_cmd::run(archive.index().clone(), command, &mut out).await.map_err(Error)
+            crate::ae_cmd::run(archive.index().clone(), command, &mut out).await.map_err(Error)?;
+            if let Some(what) = change {
+                let mut e = archive.audit_event(
+                    &yunying_archive::Caller::cli("ae"),
+                    yunying_audit::Action::AeChanged,
+                    yunying_audit::Outcome::Success,
+                );
+                e.detail = serde_json::json!({ "command": what });
+                archive.audit(e).await;
+                archive.audit_trail().flush().await;
+            }
+            Ok(())
         }
         Command::Pull { from, common, ae_title, study_date, patient_id, modality, move_to, institution, restart, tls } => {
             let tls = tls.scu(&from.address)?;

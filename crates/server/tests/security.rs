@@ -654,6 +654,7 @@ async fn dimse_is_scoped_and_audited_and_records_reach_syslog() {
     let out = exported("ae:TOWN_WS", "\"query\"");
     assert!(out.contains("\"interface\":\"dicom\""), "{out}");
     exported("ae:STRANGER", "association-rejected");
+    exported("system:ae", "ae-changed");
 
     // Every record also went to syslog as RFC 5424 with the DICOM audit message.
     let mut buf = vec![0u8; 65536];
