@@ -27,7 +27,7 @@ const FOLD_WINDOW_MS: i64 = 60_000;
 const BATCH: usize = 512;
 /// How long the writer gathers events before writing them (a crash can lose
 /// at most this much of the trail, beside what is in flight).
-const LINGER: Duration = Duration::from_millis(20);
+const LINGER: Duration = Duration::from_millis(100);
 
 /// Called with every sealed event once it is stored (syslog forwarding).
 pub type Forwarder = Arc<dyn Fn(&SealedEvent) + Send + Sync>;
@@ -51,6 +51,8 @@ pub struct AuditTrail {
 pub struct ChainVerification {
     pub chain: String,
     pub report: VerifyReport,
+    /// The end of the chain against its sealed anchor; `None` when the
+    /// anchor row is missing (removed: the chain cannot be trusted).
     pub anchor: Option<AnchorStatus>,
     /// Rows whose search columns disagree with their sealed event.
     pub inconsistent: Vec<i64>,
@@ -60,7 +62,7 @@ impl ChainVerification {
     pub fn is_clean(&self) -> bool {
         self.report.is_clean()
             && self.inconsistent.is_empty()
-            && matches!(self.anchor, None | Some(AnchorStatus::Matches))
+            && matches!(self.anchor, Some(AnchorStatus::Matches))
     }
 }
 
@@ -146,13 +148,20 @@ impl AuditTrail {
 pub async fn verify_all(index: &dyn Index, keys: &Keyring) -> Result<Vec<ChainVerification>, IndexError> {
     let mac = |id: &str, b: &[u8]| keys.audit_mac(id, b);
     let anchors = index.audit_anchors().await?;
+    // Every chain with records, and every anchored chain: a chain whose
+    // anchor row was removed is still verified, and reported.
+    let mut chains: Vec<String> = index.audit_chain_names().await?;
+    chains.extend(anchors.iter().map(|a| a.chain.clone()));
+    chains.sort();
+    chains.dedup();
     let mut out = Vec::new();
-    for a in anchors {
+    for chain in chains {
+        let a = anchors.iter().find(|a| a.chain == chain);
         let mut records = Vec::new();
         let mut inconsistent = Vec::new();
         let mut after = 0i64;
         loop {
-            let page = index.audit_chain(&a.chain, after, 5000).await?;
+            let page = index.audit_chain(&chain, after, 5000).await?;
             if page.is_empty() {
                 break;
             }
@@ -174,15 +183,17 @@ pub async fn verify_all(index: &dyn Index, keys: &Keyring) -> Result<Vec<ChainVe
             }
         }
         let report = chain::verify(records.into_iter(), None, &mac);
-        let anchor = Anchor {
-            chain: a.chain.clone(),
-            seq: a.seq,
-            mac: a.mac.clone(),
-            key_id: a.key_id.clone(),
-            anchor_mac: a.anchor_mac.clone(),
-        };
-        let status = anchor.check(report.last.as_ref(), &mac);
-        out.push(ChainVerification { chain: a.chain, report, anchor: Some(status), inconsistent });
+        let anchor = a.map(|a| {
+            Anchor {
+                chain: a.chain.clone(),
+                seq: a.seq,
+                mac: a.mac.clone(),
+                key_id: a.key_id.clone(),
+                anchor_mac: a.anchor_mac.clone(),
+            }
+            .check(report.last.as_ref(), &mac)
+        });
+        out.push(ChainVerification { chain, report, anchor, inconsistent });
     }
     Ok(out)
 }

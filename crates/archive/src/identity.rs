@@ -155,6 +155,19 @@ pub struct UserRequest {
     pub temporary: bool,
 }
 
+/// What an administrator changes on an account.
+#[derive(Debug, Clone, Default)]
+pub struct UserAdministration {
+    pub roles: Option<Vec<String>>,
+    pub disabled: Option<bool>,
+    /// Clears a lockout.
+    pub unlock: bool,
+    /// A temporary password, to be changed at the next sign-in.
+    pub reset_password: Option<String>,
+    /// Removes the TOTP second factor (a lost phone): the user enrols again.
+    pub reset_second_factor: bool,
+}
+
 /// A grant to make: a study opened to one user or one institution.
 #[derive(Debug, Clone)]
 pub struct GrantRequest {
@@ -289,6 +302,10 @@ impl Archive {
             return Err(LoginError::Locked { until });
         }
         let s = &self.settings.security;
+        if user.locked_until.is_some() {
+            // The lock has expired: counting starts again.
+            let _ = self.index.change_user(user.id, &UserChange { unlock: true, ..Default::default() }).await;
+        }
         let fail = |reason: &'static str| async move {
             let lock_until = t + s.lock_minutes * 60_000;
             let after = self.index.record_login_failure(user.id, s.max_failures, lock_until).await;
@@ -581,15 +598,8 @@ impl Archive {
     }
 
     /// Changes a user's roles, lock or status as an administrator.
-    pub async fn administer_user(
-        &self,
-        caller: &Caller,
-        username: &str,
-        roles: Option<Vec<String>>,
-        disabled: Option<bool>,
-        unlock: bool,
-        reset_password: Option<String>,
-    ) -> Result<User, ArchiveError> {
+    pub async fn administer_user(&self, caller: &Caller, username: &str, req: &UserAdministration) -> Result<User, ArchiveError> {
+        let UserAdministration { roles, disabled, unlock, reset_password, reset_second_factor } = req.clone();
         let user = self
             .index
             .user_by_username(username)
@@ -605,6 +615,9 @@ impl Archive {
             }
         }
         let mut change = UserChange { unlock, disabled, ..Default::default() };
+        if reset_second_factor {
+            change.totp = Some(None);
+        }
         if let Some(roles) = &roles {
             let parsed = parse_roles(roles)?;
             policy::check_role_set(&parsed).map_err(ArchiveError::BadRequest)?;
@@ -631,7 +644,7 @@ impl Archive {
             change.unlock = true;
         }
         let after = self.index.change_user(user.id, &change).await.map_err(index_err)?;
-        if disabled == Some(true) || reset_password.is_some() || roles.is_some() {
+        if disabled == Some(true) || reset_password.is_some() || roles.is_some() || reset_second_factor {
             self.index.end_user_sessions(user.id).await?;
             self.credential_cache.clear();
         }
@@ -639,7 +652,7 @@ impl Archive {
         let mut e = self.audit_event(caller, action, Outcome::Success);
         e.detail = serde_json::json!({
             "target": format!("user:{username}"), "roles": roles, "disabled": disabled,
-            "unlock": unlock, "password_reset": reset_password.is_some(),
+            "unlock": unlock, "password_reset": reset_password.is_some(), "second_factor_reset": reset_second_factor,
         });
         self.audit(e).await;
         Ok(after)
@@ -690,6 +703,16 @@ impl Archive {
     /// an authenticator app. Not active until confirmed with a code.
     pub async fn totp_begin(&self, caller: &Caller) -> Result<(String, String), ArchiveError> {
         let user = self.caller_user(caller).await?;
+        if user.totp_enabled {
+            // A session must not be able to switch the second factor off:
+            // re-enrolment goes through an administrator's reset.
+            return Err(ArchiveError::Conflict(
+                "a second factor is already enrolled; ask the security administrator to reset it / 已绑定动态口令".into(),
+            ));
+        }
+        let mut e = self.audit_event(caller, AuditAction::TotpEnrolled, Outcome::Success);
+        e.detail = serde_json::json!({ "step": "started" });
+        self.audit(e).await;
         let secret = totp::new_secret();
         let b32 = totp::base32_encode(&secret);
         let sealed = field::encrypt(&self.settings.keys, &b32, &totp_aad(user.id));
@@ -826,6 +849,17 @@ impl Archive {
         e.detail = serde_json::json!({ "kind": kind, "user": to_user, "institution": to_institution, "expires_at": expires_at, "reason": reason });
         self.audit(e).await;
         Ok(g)
+    }
+
+    /// Revokes a grant (the security administrator).
+    pub async fn revoke_grant(&self, caller: &Caller, id: i64) -> Result<bool, ArchiveError> {
+        self.authorize(caller, Action::ManageGrants, &Target::Platform).await?;
+        let done = self.index.revoke_grant(id, now()).await?;
+        self.credential_cache.clear();
+        let mut e = self.audit_event(caller, AuditAction::GrantRevoked, Outcome::Success);
+        e.detail = serde_json::json!({ "grant": id, "revoked": done });
+        self.audit(e).await;
+        Ok(done)
     }
 
     /// Marks an institution as regional (its radiologists read the region).

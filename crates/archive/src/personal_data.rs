@@ -57,20 +57,6 @@ pub fn take_sensitive(json: &mut serde_json::Map<String, serde_json::Value>) -> 
     out
 }
 
-/// Removes the sensitive attributes from a DICOM JSON text (no-op when none is there).
-pub fn strip_json_text(text: &str) -> String {
-    if !SENSITIVE.iter().any(|(t, _)| text.contains(t)) {
-        return text.to_string();
-    }
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(mut m)) => {
-            take_sensitive(&mut m);
-            serde_json::Value::Object(m).to_string()
-        }
-        _ => text.to_string(),
-    }
-}
-
 fn strings(v: &serde_json::Value) -> Vec<String> {
     let Some(values) = v.get("Value").and_then(|x| x.as_array()) else { return Vec::new() };
     values

@@ -125,3 +125,5 @@ END;
 $$ LANGUAGE plpgsql;
 CREATE TRIGGER audit_event_no_change BEFORE UPDATE OR DELETE ON audit_event
     FOR EACH ROW EXECUTE FUNCTION audit_event_append_only();
+CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only();

@@ -103,6 +103,14 @@ impl SqlIndex {
             .collect()
     }
 
+    pub(crate) async fn chain_names(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query(self.sql("SELECT DISTINCT chain FROM audit_event ORDER BY chain"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(|r| r.try_get("chain").map_err(db_err)).collect()
+    }
+
     pub(crate) async fn chain_page(&self, chain: &str, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>> {
         let p = |n| self.dialect.placeholder(n);
         let sql = format!(

@@ -426,6 +426,9 @@ impl Index for SqlIndex {
     async fn audit_anchors(&self) -> Result<Vec<AuditAnchor>> {
         self.anchors().await
     }
+    async fn audit_chain_names(&self) -> Result<Vec<String>> {
+        self.chain_names().await
+    }
     async fn audit_chain(&self, chain: &str, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>> {
         self.chain_page(chain, after_seq, limit).await
     }

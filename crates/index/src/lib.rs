@@ -210,6 +210,8 @@ pub trait Index: Send + Sync + 'static {
     async fn audit_last(&self, chain: &str) -> Result<Option<AuditRow>>;
     /// Every chain's anchor.
     async fn audit_anchors(&self) -> Result<Vec<AuditAnchor>>;
+    /// The names of every chain that has records.
+    async fn audit_chain_names(&self) -> Result<Vec<String>>;
     /// Rows of one chain after `after_seq`, in order (for verification).
     async fn audit_chain(&self, chain: &str, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>>;
     /// A search, newest first.

@@ -171,6 +171,10 @@ pub fn router(settings: &Settings, archive: Arc<Archive>, health: Health) -> Rou
         .route("/healthz", get(healthz).with_state(health))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(yunying_http_common::auth::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(settings.trusted_proxies.clone()),
+            yunying_http_common::auth::resolve_client,
+        ))
         .layer(CatchPanicLayer::new())
         .layer(TraceLayer::new_for_http())
 }
@@ -235,6 +239,10 @@ where
 
     let archive = open_archive(&settings).await?;
     start_audit_forwarding(&settings, &archive);
+    let system = yunying_archive::Caller::system("server");
+    let mut e = archive.audit_event(&system, yunying_audit::Action::ApplicationStart, yunying_audit::Outcome::Success);
+    e.detail = serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "catalog": archive.index().backend() });
+    archive.audit(e).await;
     crate::accounts::bootstrap_admin(&archive).await?;
     prepare(archive.clone()).await?;
     crate::dicom::register_configured(&archive, &settings.dicom).await?;
@@ -253,6 +261,9 @@ where
         .await
         .map_err(|e| anyhow_like::Error(e.to_string()))?
         .map_err(|e| anyhow_like::Error(format!("server error: {e}")))?;
+    let e = archive.audit_event(&system, yunying_audit::Action::ApplicationStop, yunying_audit::Outcome::Success);
+    archive.audit(e).await;
+    archive.audit_trail().flush().await;
     tracing::info!("stopped");
     Ok(())
 }

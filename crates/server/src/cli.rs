@@ -414,9 +414,13 @@ async fn run(cli: Cli) -> Result<()> {
                     if audit {
                         ring.rotate_audit();
                     }
+                    // The new keys are saved before anything is encrypted with
+                    // them (the old ones stay in the file): an interrupted
+                    // rotation leaves every field readable, and running it
+                    // again finishes it.
+                    ring.write_file(path).map_err(|e| Error(format!("cannot write {}: {e}", path.display())))?;
                     let archive = cli_archive(&common).await?;
                     let n = crate::security_cmd::reencrypt(&archive, &ring).await.map_err(Error)?;
-                    ring.write_file(path).map_err(|e| Error(format!("cannot write {}: {e}", path.display())))?;
                     let mut e = archive.audit_event(
                         &yunying_archive::Caller::cli("keys"),
                         yunying_audit::Action::KeyRotated,

@@ -25,6 +25,9 @@ data = "./yunying-data"
 # load balancer (used in RetrieveURL and BulkDataURI). Default: derived from
 # each request's Host header.
 # public_url = "https://pacs.example.cn"
+# Proxies (the TLCP gateway, a load balancer) whose X-Forwarded-For header
+# names the client, for the audit trail and rate limits. Others' is ignored.
+# trusted_proxies = ["10.0.0.2"]
 
 # HTTPS on the HTTP listener (TLS 1.2/1.3, HTTP/2 and HTTP/1.1). Without this
 # section the listener speaks plain HTTP (behind a gateway that terminates TLS).
@@ -154,7 +157,8 @@ login_attempts_per_minute = 60
 # This node's name: each node writes its own audit chain. Default: the host name.
 # node = "pacs-1"
 # Forward every audit record (RFC 5424, DICOM PS3.15 XML payload) to a syslog
-# server / SIEM: udp://host:514 or tcp://host:6514.
+# server / SIEM: udp://host:514 (RFC 5426) or tcp://host:601 (RFC 6587
+# octet counting over plain TCP: keep it on the management network).
 # syslog = "udp://10.1.0.20:514"
 # Records are kept at least this long (never less than 180 days).
 retention_days = 180
@@ -265,14 +269,25 @@ impl SecurityConfig {
             }
             rules.password_rules.min_length = v;
         }
+        // MLPS level 3 floors: complexity (3 of 4 classes), periodic change,
+        // lockout after a few failures.
         if let Some(v) = raw.password_min_classes {
-            rules.password_rules.min_classes = v.clamp(1, 4);
+            if !(3..=4).contains(&v) {
+                return Err(ConfigError("security.password_min_classes is 3 or 4 (MLPS level 3)".into()));
+            }
+            rules.password_rules.min_classes = v;
         }
         if let Some(v) = raw.password_max_age_days {
+            if !(1..=180).contains(&v) {
+                return Err(ConfigError("security.password_max_age_days is 1 to 180 (passwords change periodically)".into()));
+            }
             rules.password_rules.max_age_days = v;
         }
         if let Some(v) = raw.max_failed_logins {
-            rules.max_failures = v.clamp(1, 100);
+            if !(1..=10).contains(&v) {
+                return Err(ConfigError("security.max_failed_logins is 1 to 10".into()));
+            }
+            rules.max_failures = v;
         }
         if let Some(v) = raw.lock_minutes {
             rules.lock_minutes = v.max(1);
@@ -298,7 +313,7 @@ impl SecurityConfig {
         let syslog = match env("YUNYING_AUDIT_SYSLOG").or(audit.syslog) {
             Some(t) => Some(
                 yunying_audit::SyslogTarget::parse(&t)
-                    .map_err(|e| ConfigError(format!("audit.syslog {t:?}: {e} (use udp://host:514 or tcp://host:6514)")))?,
+                    .map_err(|e| ConfigError(format!("audit.syslog {t:?}: {e} (use udp://host:514 or tcp://host:601)")))?,
             ),
             None => None,
         };
@@ -325,6 +340,8 @@ impl SecurityConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     pub http: Option<String>,
     pub data: Option<PathBuf>,
     pub public_url: Option<String>,
@@ -422,6 +439,8 @@ pub struct Settings {
     /// HTTPS on the HTTP listener.
     pub http_tls: Option<TlsFiles>,
     pub security: SecurityConfig,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Values given on the command line (they win over everything).
@@ -686,6 +705,12 @@ impl Settings {
         }
         let dicom = DicomSettings::resolve(raw.dicom, flags.dicom.clone(), flags.dicom_tls.clone())?;
         let security = SecurityConfig::resolve(raw.security, raw.audit, &data)?;
+        let trusted_proxies = raw
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|a| a.trim().parse().map_err(|_| ConfigError(format!("server.trusted_proxies: {a:?} is not an IP address"))))
+            .collect::<Result<Vec<std::net::IpAddr>, ConfigError>>()?;
         let log_format = raw.log.format.unwrap_or_else(|| "text".into());
         if log_format != "text" && log_format != "json" {
             return Err(ConfigError(format!("log.format {log_format:?} must be \"text\" or \"json\"")));
@@ -708,6 +733,7 @@ impl Settings {
             dicom,
             http_tls: raw.server.tls,
             security,
+            trusted_proxies,
         })
     }
 

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use yunying_archive::identity::{CredentialRequest, UserRequest};
+use yunying_archive::identity::{CredentialRequest, UserAdministration, UserRequest};
 use yunying_archive::policy::parse_actions;
 use yunying_archive::{Archive, Caller};
 use yunying_index::{AuditQuery, CredentialKind, NewInstitution};
@@ -43,6 +43,8 @@ pub enum UserCommand {
     Enable { username: String },
     /// Sets a random temporary password (printed once; to be changed at sign-in).
     ResetPassword { username: String },
+    /// Removes the TOTP second factor (a lost phone); the user enrols again at sign-in.
+    Reset2fa { username: String },
     /// Changes an account's roles.
     SetRoles {
         username: String,
@@ -227,24 +229,31 @@ pub async fn user(archive: Arc<Archive>, cmd: UserCommand) -> R {
             }
         }
         UserCommand::Unlock { username } => {
-            archive.administer_user(&caller, &username, None, None, true, None).await.map_err(e)?;
+            archive.administer_user(&caller, &username, &UserAdministration { unlock: true, ..Default::default() }).await.map_err(e)?;
             println!("unlocked {username}");
         }
         UserCommand::Disable { username } => {
-            archive.administer_user(&caller, &username, None, Some(true), false, None).await.map_err(e)?;
+            archive.administer_user(&caller, &username, &UserAdministration { disabled: Some(true), ..Default::default() }).await.map_err(e)?;
             println!("disabled {username}");
         }
         UserCommand::Enable { username } => {
-            archive.administer_user(&caller, &username, None, Some(false), false, None).await.map_err(e)?;
+            archive.administer_user(&caller, &username, &UserAdministration { disabled: Some(false), ..Default::default() }).await.map_err(e)?;
             println!("enabled {username}");
         }
         UserCommand::ResetPassword { username } => {
             let pw = crate::accounts::random_password();
-            archive.administer_user(&caller, &username, None, None, true, Some(pw.clone())).await.map_err(e)?;
+            archive.administer_user(&caller, &username, &UserAdministration { unlock: true, reset_password: Some(pw.clone()), ..Default::default() }).await.map_err(e)?;
             println!("temporary password for {username} (change it at sign-in): {pw}");
         }
+        UserCommand::Reset2fa { username } => {
+            archive
+                .administer_user(&caller, &username, &UserAdministration { reset_second_factor: true, ..Default::default() })
+                .await
+                .map_err(e)?;
+            println!("{username}: second factor removed; enrolment is asked at the next sign-in");
+        }
         UserCommand::SetRoles { username, roles } => {
-            let u = archive.administer_user(&caller, &username, Some(roles), None, false, None).await.map_err(e)?;
+            let u = archive.administer_user(&caller, &username, &UserAdministration { roles: Some(roles), ..Default::default() }).await.map_err(e)?;
             println!("{username}: {}", u.roles.join(", "));
         }
     }
@@ -322,10 +331,10 @@ pub async fn audit(archive: Arc<Archive>, cmd: AuditCommand) -> R {
                     for seq in &c.inconsistent {
                         println!("  record {seq}: its search columns differ from the sealed event (edited)");
                     }
-                    if let Some(a) = &c.anchor
-                        && !matches!(a, yunying_audit::chain::AnchorStatus::Matches)
-                    {
-                        println!("  end of chain: {a:?}");
+                    match &c.anchor {
+                        None => println!("  end of chain: its sealed anchor is missing (removed)"),
+                        Some(yunying_audit::chain::AnchorStatus::Matches) => {}
+                        Some(a) => println!("  end of chain: {a:?}"),
                     }
                 }
                 if chains.is_empty() {

@@ -121,6 +121,8 @@ async fn admin_login(base: &str, user: &str) -> Browser {
     assert!(setup["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
     let r = b.post("/api/auth/totp/confirm", json!({"code": totp_now(&secret)})).await;
     assert_eq!(r.status(), StatusCode::OK);
+    // A session cannot replace (and so switch off) an enrolled second factor.
+    assert_eq!(b.post("/api/auth/totp/setup", json!({})).await.status(), StatusCode::CONFLICT);
     // A fresh sign-in now needs the code.
     let (s, body, _) = login(base, user, PASSWORD, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -333,6 +335,21 @@ async fn matrix(pg: Option<&PgDatabase>) {
     assert_eq!(doctor.get(&other_meta).await.status(), StatusCode::OK);
     assert_eq!(qido(&doctor).await.1.len(), 3, "own two studies and the granted one");
 
+    // Revoking the grant closes the study again.
+    let grants: Json = aud.get(&format!("/api/audit?action=grant-created&study={OTHER_STUDY}")).await.json().await.unwrap();
+    assert!(!grants["records"].as_array().unwrap().is_empty());
+    let revoked = sec.http.delete(format!("{base}/api/grants/1")).header("X-CSRF-Token", &sec.csrf).send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(doctor.get(&other_meta).await.status(), StatusCode::FORBIDDEN);
+    let revoked = doctor.http.delete(format!("{base}/api/grants/1")).header("X-CSRF-Token", &doctor.csrf).send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::FORBIDDEN, "only the security administrator revokes");
+
+    // A lost phone: the security administrator removes the second factor; enrolment is asked again.
+    assert_eq!(sec.patch("/api/users/townadmin", json!({"reset_second_factor": true})).await.status(), StatusCode::OK);
+    let (st, body, _) = login(&base, "townadmin", PASSWORD, None).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert!(body["pending"].as_array().unwrap().iter().any(|p| p == "enrol-second-factor"), "{body}");
+
     // Token scopes: an institution and a set of actions.
     let created: Json = sec
         .post("/api/credentials", json!({"name": "HIS query", "institution": "TOWN", "actions": ["query"]}))
@@ -405,6 +422,8 @@ async fn matrix(pg: Option<&PgDatabase>) {
     assert!(!audit("action=user-created".into()).await.is_empty());
     assert!(!audit("action=grant-created".into()).await.is_empty());
     assert!(!audit("action=token-revoked".into()).await.is_empty());
+    assert!(!audit("action=grant-revoked".into()).await.is_empty());
+    assert!(!audit("action=application-start".into()).await.is_empty());
     let reads_other = audit(format!("actor=user:centre-rad&study={OTHER_STUDY}")).await;
     assert!(reads_other.iter().any(|r| r["event"]["action"] == "read"));
     // Exports: DICOM PS3.15 and FHIR AuditEvent.
@@ -436,7 +455,7 @@ async fn lockout_idle_timeout_rate_limit_and_password_change() {
     let config = dir.path().join("yunying.toml");
     std::fs::write(
         &config,
-        "[security]\nmax_failed_logins = 3\nlock_minutes = 5\nsession_idle_seconds = 2\ncredential_cache_seconds = 0\nlogin_attempts_per_minute = 8\n",
+        "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n[security]\nmax_failed_logins = 3\nlock_minutes = 5\nsession_idle_seconds = 2\ncredential_cache_seconds = 0\nlogin_attempts_per_minute = 8\n",
     )
     .unwrap();
     let r = region(&["--config", config.to_str().unwrap()], None).await;
@@ -474,6 +493,16 @@ async fn lockout_idle_timeout_rate_limit_and_password_change() {
     assert_eq!(b.post("/api/auth/logout", json!({})).await.status(), StatusCode::OK);
     assert_eq!(b.get("/api/auth/me").await.status(), StatusCode::UNAUTHORIZED);
 
+    // Behind a trusted proxy (the gateway), the client is the forwarded address.
+    let via_gateway = reqwest::Client::new()
+        .post(format!("{base}/api/auth/login"))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .json(&json!({"username": "tech", "password": "Wrong-Password-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(via_gateway.status(), StatusCode::UNAUTHORIZED);
+
     // Rate limit on sign-in: past 8 attempts a minute from one address, 429 with Retry-After.
     let mut limited = None;
     for _ in 0..10 {
@@ -496,6 +525,8 @@ async fn lockout_idle_timeout_rate_limit_and_password_change() {
     for action in ["\"login-failed\"", "\"account-locked\"", "\"login\"", "\"password-changed\"", "\"session-expired\"", "\"logout\""] {
         assert!(out.contains(action), "{action} missing from the trail");
     }
+    let tech = r.server.cli(&["audit", "export", "--format", "json", "--actor", "user:tech"]);
+    assert!(tech.contains("\"source\":\"203.0.113.9\""), "{tech}");
 }
 
 /// Runs SQL on the test catalog as an attacker with database access would.
@@ -599,6 +630,10 @@ async fn tampering_and_personal_data(pg: Option<&PgDatabase>) {
     sql(server, pg, &format!("DELETE FROM audit_event WHERE chain = '{chain}' AND seq = (SELECT MAX(seq) FROM audit_event WHERE chain = '{chain}')"));
     let (ok, out, _) = verify(server);
     assert!(!ok && out.contains("Truncated"), "{out}");
+    // Removing the chain's sealed anchor does not hide the chain.
+    sql(server, pg, &format!("DELETE FROM audit_anchor WHERE chain = '{chain}'"));
+    let (ok, out, _) = verify(server);
+    assert!(!ok && out.contains("anchor is missing"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

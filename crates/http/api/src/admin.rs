@@ -92,6 +92,9 @@ pub struct ChangeUserBody {
     /// A temporary password (the user must change it at next sign-in).
     #[serde(default)]
     pub reset_password: Option<String>,
+    /// Removes the TOTP second factor (a lost phone); the user enrols again.
+    #[serde(default)]
+    pub reset_second_factor: bool,
 }
 
 /// `PATCH /api/users/{username}`
@@ -101,7 +104,14 @@ pub async fn change_user(
     Path(username): Path<String>,
     Json(b): Json<ChangeUserBody>,
 ) -> Result<Response, AppError> {
-    let user = api.archive.administer_user(&caller, &username, b.roles, b.disabled, b.unlock, b.reset_password).await?;
+    let req = yunying_archive::identity::UserAdministration {
+        roles: b.roles,
+        disabled: b.disabled,
+        unlock: b.unlock,
+        reset_password: b.reset_password,
+        reset_second_factor: b.reset_second_factor,
+    };
+    let user = api.archive.administer_user(&caller, &username, &req).await?;
     Ok(ok(StatusCode::OK, user_json(&user)))
 }
 
@@ -216,6 +226,12 @@ pub async fn create_grant(
     };
     let g = api.archive.grant_study(&caller, &req).await?;
     Ok(ok(StatusCode::CREATED, serde_json::json!({ "id": g.id, "study_uid": g.study_uid, "kind": g.kind, "expires_at": g.expires_at })))
+}
+
+/// `DELETE /api/grants/{id}`
+pub async fn revoke_grant(State(api): State<Api>, Extension(caller): Extension<Caller>, Path(id): Path<i64>) -> Result<Response, AppError> {
+    let done = api.archive.revoke_grant(&caller, id).await?;
+    Ok(ok(StatusCode::OK, serde_json::json!({ "revoked": done })))
 }
 
 /// `GET /api/institutions`: any signed-in caller (names are not patient data).

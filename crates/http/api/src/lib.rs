@@ -57,6 +57,7 @@ pub fn router(api: Api, attempts_per_minute: u32) -> Router {
         .route("/api/credentials", get(admin::list_credentials).post(admin::create_credential))
         .route("/api/credentials/{public_id}", axum::routing::delete(admin::revoke_credential))
         .route("/api/grants", post(admin::create_grant))
+        .route("/api/grants/{id}", axum::routing::delete(admin::revoke_grant))
         .route("/api/patients/search", post(patients::search))
         .route("/api/institutions", get(admin::list_institutions).post(admin::create_institution))
         .route("/api/audit", get(audit::search))

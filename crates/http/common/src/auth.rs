@@ -36,9 +36,42 @@ pub struct AuthLayerState {
     pub archive: Arc<Archive>,
 }
 
-/// The client's address (from the connection).
+/// The client's address as [`resolve_client`] found it (behind a trusted proxy).
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+/// The client's address: from a trusted proxy's `X-Forwarded-For` when
+/// [`resolve_client`] found one, else the connection's peer.
 pub fn client_ip(req_ext: &axum::http::Extensions) -> String {
+    if let Some(ClientAddr(a)) = req_ext.get::<ClientAddr>() {
+        return a.clone();
+    }
     req_ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+/// Middleware: when the connection comes from a trusted proxy (the TLCP
+/// gateway, a load balancer), the client is the right-most address of
+/// `X-Forwarded-For` that is not itself a trusted proxy. From anyone else
+/// the header is ignored (it could be forged). Audit records and rate
+/// limits then see the real client.
+pub async fn resolve_client(State(trusted): State<Arc<Vec<std::net::IpAddr>>>, mut req: Request, next: Next) -> Response {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if let Some(peer) = peer
+        && trusted.contains(&peer)
+    {
+        let forwarded: Vec<std::net::IpAddr> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
+        if let Some(client) = forwarded.iter().rev().find(|a| !trusted.contains(a)) {
+            req.extensions_mut().insert(ClientAddr(client.to_string()));
+        }
+    }
+    next.run(req).await
 }
 
 /// A cookie's value from the request headers.

@@ -46,11 +46,6 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PeerAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        Ok(PeerAddr(addr))
+        Ok(PeerAddr(auth::client_ip(&parts.extensions)))
     }
 }
