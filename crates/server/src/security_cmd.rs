@@ -44,6 +44,7 @@ pub enum UserCommand {
     /// Sets a random temporary password (printed once; to be changed at sign-in).
     ResetPassword { username: String },
     /// Removes the TOTP second factor (a lost phone); the user enrols again at sign-in.
+    #[command(name = "reset-2fa")]
     Reset2fa { username: String },
     /// Changes an account's roles.
     SetRoles {
