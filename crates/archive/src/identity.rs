@@ -59,8 +59,11 @@ impl Default for SecuritySettings {
     }
 }
 
+/// A browser session as cached: the session and what it still owes.
+type CachedSession = (Session, Vec<Pending>);
+
 /// A cached authentication: who, when it was read (unix ms), and the session (for cookies).
-type Cached = (Principal, i64, Option<Session>);
+type Cached = (Principal, i64, Option<CachedSession>);
 
 /// Recently authenticated credentials, by secret hash.
 #[derive(Default)]
@@ -69,11 +72,11 @@ pub struct CredentialCache {
 }
 
 impl CredentialCache {
-    fn get(&self, key: &str, now: i64, ttl_ms: i64) -> Option<(Principal, Option<Session>)> {
+    fn get(&self, key: &str, now: i64, ttl_ms: i64) -> Option<(Principal, Option<CachedSession>)> {
         let map = self.entries.lock().expect("credential cache");
         map.get(key).filter(|(_, at, _)| now - at < ttl_ms).map(|(p, _, s)| (p.clone(), s.clone()))
     }
-    fn put(&self, key: String, p: Principal, s: Option<Session>, now: i64) {
+    fn put(&self, key: String, p: Principal, s: Option<CachedSession>, now: i64) {
         let mut map = self.entries.lock().expect("credential cache");
         if map.len() > 10_000 {
             map.clear();
@@ -387,7 +390,7 @@ impl Archive {
         let key = token::secret_hash(session_id);
         let ttl = self.settings.security.credential_cache_seconds * 1000;
         let idle = self.settings.security.session_idle_seconds * 1000;
-        let (principal, session) = match self.credential_cache.get(&key, t, ttl) {
+        let (principal, (session, pending)) = match self.credential_cache.get(&key, t, ttl) {
             Some((p, Some(s))) => (p, s),
             _ => {
                 let s = self
@@ -406,8 +409,9 @@ impl Archive {
                     return Err(AuthError::Invalid("the account is disabled".into()));
                 }
                 let p = self.user_principal(&user).await.map_err(|e| AuthError::Internal(e.to_string()))?;
-                self.credential_cache.put(key.clone(), p.clone(), Some(s.clone()), t);
-                (p, s)
+                let pending = self.pending_for(&user, t);
+                self.credential_cache.put(key.clone(), p.clone(), Some((s.clone(), pending.clone())), t);
+                (p, (s, pending))
             }
         };
         if t >= session.expires_at || t - session.last_seen_at > idle {
@@ -431,10 +435,8 @@ impl Archive {
         if t - session.last_seen_at > (idle / 4).min(30_000) {
             let _ = self.index.touch_session(&key, t).await;
             session.last_seen_at = t;
-            self.credential_cache.put(key.clone(), principal.clone(), Some(session.clone()), t);
+            self.credential_cache.put(key.clone(), principal.clone(), Some((session.clone(), pending.clone())), t);
         }
-        let user = self.index.user_by_id(session.user_id).await.ok().flatten();
-        let pending = user.map(|u| self.pending_for(&u, t)).unwrap_or_default();
         Ok(SessionAuth { caller_principal: principal, session, pending })
     }
 
@@ -684,6 +686,7 @@ impl Archive {
         self.index
             .change_user(user.id, &UserChange { password_hash: Some(hash), must_change_password: Some(false), ..Default::default() })
             .await?;
+        self.credential_cache.clear();
         let e = self.audit_event(caller, AuditAction::PasswordChanged, Outcome::Success);
         self.audit(e).await;
         Ok(())
