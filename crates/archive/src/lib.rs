@@ -22,6 +22,7 @@ mod ingest;
 pub mod personal_data;
 pub mod keys;
 pub mod policy;
+pub mod render;
 mod query_retrieve;
 mod retrieve;
 mod staging;

@@ -160,12 +160,17 @@ pub fn router(settings: &Settings, archive: Arc<Archive>, health: Health) -> Rou
     dw.max_results = settings.max_results;
     dw.stow_parallelism = settings.stow_parallelism;
     let auth = yunying_http_common::auth::AuthLayerState { archive: archive.clone() };
+    let wado_uri = dw.clone();
     let api = yunying_api::Api { archive, secure_cookies: secure_cookies(settings) };
     Router::new()
         .nest(
             "/dicom-web",
             yunying_dicomweb::router(dw)
-                .layer(axum::middleware::from_fn_with_state(auth, yunying_http_common::auth::require_credentials)),
+                .layer(axum::middleware::from_fn_with_state(auth.clone(), yunying_http_common::auth::require_credentials)),
+        )
+        .merge(
+            yunying_dicomweb::wado_uri_router(wado_uri)
+                .layer(axum::middleware::from_fn_with_state(auth.clone(), yunying_http_common::auth::require_credentials)),
         )
         .merge(yunying_api::router(api, settings.security.login_attempts_per_minute))
         .route("/healthz", get(healthz).with_state(health))

@@ -4,6 +4,7 @@
 //!   into the archive's ingest road.
 //! - [`qido`]: QIDO-RS at study, series and instance level (every query
 //!   path of the standard), matching through `yunying_index::query`.
+//! - [`rendered`]: rendered and thumbnail resources (JPEG, PNG) and WADO-URI.
 //! - [`wado`]: WADO-RS retrieval of studies, series, instances, frames,
 //!   bulk data and metadata, served from the byte ranges recorded at ingest.
 //!
@@ -11,6 +12,7 @@
 //! supported and how each status is used.
 
 pub mod qido;
+pub mod rendered;
 pub mod stow;
 pub mod wado;
 
@@ -47,6 +49,12 @@ impl DicomWeb {
     }
 }
 
+/// WADO-URI (`/wado?requestType=WADO...`), mounted at the root for the
+/// links older HIS and film printers use.
+pub fn wado_uri_router(state: DicomWeb) -> Router {
+    Router::new().route("/wado", get(rendered::wado_uri)).with_state(state)
+}
+
 /// The DICOMweb routes, to be nested under `/dicom-web`.
 pub fn router(state: DicomWeb) -> Router {
     Router::new()
@@ -64,6 +72,14 @@ pub fn router(state: DicomWeb) -> Router {
         .route("/studies/{study}/series/{series}/instances/{instance}/metadata", get(wado::instance_metadata))
         .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}", get(wado::frames))
         .route("/studies/{study}/series/{series}/instances/{instance}/bulkdata/{*path}", get(wado::bulk))
+        .route("/studies/{study}/rendered", get(rendered::study::<false>))
+        .route("/studies/{study}/thumbnail", get(rendered::study::<true>))
+        .route("/studies/{study}/series/{series}/rendered", get(rendered::series::<false>))
+        .route("/studies/{study}/series/{series}/thumbnail", get(rendered::series::<true>))
+        .route("/studies/{study}/series/{series}/instances/{instance}/rendered", get(rendered::instance::<false>))
+        .route("/studies/{study}/series/{series}/instances/{instance}/thumbnail", get(rendered::instance::<true>))
+        .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/rendered", get(rendered::frames::<false>))
+        .route("/studies/{study}/series/{series}/instances/{instance}/frames/{frames}/thumbnail", get(rendered::frames::<true>))
         .with_state(state)
 }
 

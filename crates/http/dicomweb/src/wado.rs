@@ -321,7 +321,7 @@ fn negotiate_frames(accept: &[MediaRange], stored_ts: &str, count: usize) -> Res
     )))
 }
 
-fn parse_frame_list(s: &str) -> Result<Vec<u32>, AppError> {
+pub(crate) fn parse_frame_list(s: &str) -> Result<Vec<u32>, AppError> {
     let list: Result<Vec<u32>, _> = s.split(',').map(|f| f.trim().parse::<u32>()).collect();
     match list {
         Ok(l) if !l.is_empty() && l.iter().all(|n| *n > 0) => Ok(l),

@@ -1,0 +1,51 @@
+//! Pixel data of DICOM images, for the rendered resources of WADO-RS and for
+//! thumbnails: decode a frame, render it to 8 bits the way PS3.3 C.11 and
+//! PS3.18 "rendered" describe, and write JPEG or PNG.
+//!
+//! Everything here is pure Rust (jpeg-decoder, jpeg-encoder, png); the frame
+//! bytes come from the frame index of [`yunying_dicom::frames`], so a frame
+//! is rendered from one ranged read of the stored object.
+//!
+//! - [`image_info`]: the Image Pixel, Modality LUT, VOI LUT and palette
+//!   attributes of a data set ([`ImageInfo`]).
+//! - [`decode`]: one frame to stored values or RGB ([`decode_frame`]):
+//!   native (little and big endian, deflated once inflated), RLE Lossless,
+//!   JPEG Baseline, JPEG Lossless (process 14, selection value 1 or any).
+//! - [`render`]: modality LUT → VOI LUT → presentation → 8 bits, palettes,
+//!   resizing to a viewport ([`render()`](render::render)).
+//! - [`encode`]: JPEG and PNG output.
+
+pub mod decode;
+pub mod encode;
+pub mod image_info;
+pub mod render;
+
+pub use decode::{DecodedFrame, Samples, decode_frame};
+pub use encode::{to_jpeg, to_png};
+pub use image_info::{ImageInfo, PaletteLut, Photometric, VoiFunction};
+pub use render::{RenderOptions, Rendered, RgbOrGray8, render};
+
+/// Why a frame cannot be decoded or rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PixelError {
+    /// A transfer syntax, photometric interpretation or layout we do not decode.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// The attributes or the frame bytes contradict each other or are damaged.
+    #[error("malformed pixel data: {0}")]
+    Malformed(String),
+}
+
+/// Decodes a frame and renders it: the whole road from stored bytes to an
+/// 8-bit image. `frame_bytes` are the frame's bytes as stored (for
+/// encapsulated syntaxes, its fragments concatenated; for deflated objects,
+/// taken from the inflated data set).
+pub fn render_frame(
+    info: &ImageInfo,
+    transfer_syntax: &str,
+    frame_bytes: &[u8],
+    opts: &RenderOptions,
+) -> Result<Rendered, PixelError> {
+    let frame = decode_frame(info, transfer_syntax, frame_bytes)?;
+    render(info, &frame, opts)
+}

@@ -1,0 +1,146 @@
+//! Rendered resources on the real binary, with real files: WADO-RS
+//! `/rendered` and `/thumbnail` and WADO-URI, compared with DCMTK's
+//! `dcmj2pnm` rendering of the same file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use reqwest::StatusCode;
+use yunying_test_support::{TestServer, multipart_body};
+
+const BIN: &str = env!("CARGO_BIN_EXE_yunying");
+
+fn testdata() -> PathBuf {
+    let dir = std::env::var("YUNYING_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/yunying/testdata"));
+    assert!(dir.join("MANIFEST.txt").exists(), "test data missing in {}: run scripts/fetch-testdata.sh", dir.display());
+    dir
+}
+
+/// Study, series and SOP Instance UIDs of a file.
+fn uids(path: &Path) -> (String, String, String) {
+    let out = Command::new("dcmdump").args(["+P", "0020,000d", "+P", "0020,000e", "+P", "0008,0018"]).arg(path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let vals: Vec<String> = text
+        .lines()
+        .filter_map(|l| Some(l.split('[').nth(1)?.split(']').next()?.trim_end_matches('\0').to_string()))
+        .collect();
+    let find = |tag: &str| {
+        text.lines()
+            .position(|l| l.starts_with(tag))
+            .map(|i| vals[i].clone())
+            .unwrap_or_else(|| panic!("{tag} missing in {}", path.display()))
+    };
+    (find("(0020,000d)"), find("(0020,000e)"), find("(0008,0018)"))
+}
+
+fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+/// DCMTK's rendering with the file's first window (or min-max without one).
+fn dcmj2pnm(path: &Path, window: &[&str]) -> (u32, u32, Vec<u8>) {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut args: Vec<&str> = vec!["--write-png"];
+    args.extend(window);
+    let r = Command::new("dcmj2pnm").args(&args).arg(path).arg(out.path()).output().unwrap();
+    assert!(r.status.success(), "dcmj2pnm: {}", String::from_utf8_lossy(&r.stderr));
+    decode_png(&std::fs::read(out.path()).unwrap())
+}
+
+fn compare(label: &str, ours: &(u32, u32, Vec<u8>), theirs: &(u32, u32, Vec<u8>)) {
+    assert_eq!((ours.0, ours.1), (theirs.0, theirs.1), "{label}: size");
+    assert_eq!(ours.2.len(), theirs.2.len(), "{label}: channels");
+    let diffs: Vec<u32> = ours.2.iter().zip(&theirs.2).map(|(a, b)| (*a as i32 - *b as i32).unsigned_abs()).collect();
+    let mean = diffs.iter().sum::<u32>() as f64 / diffs.len() as f64;
+    let max = *diffs.iter().max().unwrap();
+    eprintln!("{label}: mean |difference| {mean:.3}, max {max} (against dcmj2pnm)");
+    assert!(mean <= 1.0 && max <= 3, "{label}: mean {mean}, max {max}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rendered_images_match_dcmtk_and_wado_uri_serves_them() {
+    let data = testdata();
+    let server = TestServer::start(Path::new(BIN), &[], &[]).await;
+    let c = server.client();
+    let dw = server.dicomweb();
+    let files: Vec<PathBuf> = ["CT_small.dcm", "MR_small_bigendian.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm"]
+        .iter()
+        .map(|f| data.join("pydicom/test_files").join(f))
+        .collect();
+    for f in &files {
+        let (ct, body) = multipart_body(&[std::fs::read(f).unwrap()]);
+        let r = c.post(format!("{dw}/studies")).header("Content-Type", ct).body(body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{}", f.display());
+    }
+    let url = |f: &Path, what: &str| {
+        let (st, se, sop) = uids(f);
+        format!("{dw}/studies/{st}/series/{se}/instances/{sop}/{what}")
+    };
+
+    // PNG with the file's window (or its range when it has none), as
+    // dcmj2pnm renders it: a 16-bit signed CT, a big-endian MR, an RLE MR.
+    let cases: [(&Path, &str, &[&str]); 3] = [
+        (&files[0], "CT 16-bit signed, no window", &["+Wm"]),
+        (&files[1], "MR big endian", &["+Wi", "1"]),
+        (&files[2], "MR RLE", &["+Wi", "1"]),
+    ];
+    for (f, label, window) in cases {
+        let r = c.get(url(f, "rendered")).header("Accept", "image/png").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{label}");
+        assert_eq!(r.headers()["content-type"], "image/png");
+        let ours = decode_png(&r.bytes().await.unwrap());
+        let theirs = dcmj2pnm(f, window);
+        compare(label, &ours, &theirs);
+    }
+    // An explicit window, and the JPEG default.
+    let ct = &files[0];
+    let r = c.get(format!("{}?window=40,400", url(ct, "rendered"))).header("Accept", "image/png").send().await.unwrap();
+    compare("CT window 40/400", &decode_png(&r.bytes().await.unwrap()), &dcmj2pnm(ct, &["+Ww", "40", "400"]));
+    let r = c.get(url(ct, "frames/1/rendered")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let jpeg = r.bytes().await.unwrap();
+    assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "a JPEG");
+    // The client's copy is still good: 304.
+    let r = c.get(url(ct, "frames/1/rendered")).header("If-None-Match", &etag).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+
+    // Thumbnails fit 128x128 at every level.
+    let (st, se, _) = uids(ct);
+    for u in [format!("{dw}/studies/{st}/thumbnail"), format!("{dw}/studies/{st}/series/{se}/thumbnail"), url(ct, "thumbnail")] {
+        let r = c.get(&u).header("Accept", "image/png").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{u}");
+        let (w, h, _) = decode_png(&r.bytes().await.unwrap());
+        assert!(w <= 128 && h <= 128 && (w == 128 || h == 128), "{u}: {w}x{h}");
+    }
+    let r = c.get(format!("{}?viewport=64,64", url(ct, "rendered"))).header("Accept", "image/png").send().await.unwrap();
+    let (w, h, _) = decode_png(&r.bytes().await.unwrap());
+    assert!(w <= 64 && h <= 64, "viewport: {w}x{h}");
+
+    // Bad parameters, unknown media types, and syntaxes not decoded yet.
+    assert_eq!(c.get(format!("{}?window=40", url(ct, "rendered"))).send().await.unwrap().status(), StatusCode::BAD_REQUEST);
+    assert_eq!(c.get(url(ct, "rendered")).header("Accept", "image/gif").send().await.unwrap().status(), StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(c.get(url(&files[3], "rendered")).send().await.unwrap().status(), StatusCode::NOT_ACCEPTABLE, "JPEG 2000");
+    // Credentials as everywhere.
+    assert_eq!(reqwest::get(url(ct, "rendered")).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    // WADO-URI, as older HIS links ask for it.
+    let (st, se, sop) = uids(ct);
+    let wado = format!("{}/wado?requestType=WADO&studyUID={st}&seriesUID={se}&objectUID={sop}", server.base);
+    let r = c.get(format!("{wado}&contentType=image/png&windowCenter=40&windowWidth=400")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    compare("WADO-URI CT 40/400", &decode_png(&r.bytes().await.unwrap()), &dcmj2pnm(ct, &["+Ww", "40", "400"]));
+    let r = c.get(format!("{wado}&contentType=application/dicom")).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().to_vec(), std::fs::read(ct).unwrap(), "the object as stored");
+    let r = c.get(&wado).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    assert_eq!(c.get(format!("{}/wado?requestType=WADO", server.base)).send().await.unwrap().status(), StatusCode::BAD_REQUEST);
+}
