@@ -79,6 +79,36 @@ impl Archive {
         .map_err(|e| ArchiveError::Internal(e.to_string()))?
     }
 
+    /// Frames of a compressed instance decompressed to native little-endian
+    /// pixel data (Explicit VR Little Endian frames), for clients that ask
+    /// for them. [`ArchiveError::NotAcceptable`] when the stored syntax
+    /// cannot be decoded here yet or the result would not match the object.
+    pub async fn frames_decompressed(
+        &self,
+        inst: &StoredInstance,
+        numbers: &[u32],
+    ) -> Result<Vec<crate::FrameData>, ArchiveError> {
+        let header = self.image_header(inst).await?;
+        let frames = self.frames(inst, numbers).await?;
+        let ts = inst.transfer_syntax.clone();
+        tokio::task::spawn_blocking(move || {
+            frames
+                .into_iter()
+                .map(|f| {
+                    let decoded = yunying_pixels::decode_frame(&header, &ts, &f.bytes)
+                        .and_then(|d| yunying_pixels::native_bytes(&header, &d))
+                        .map_err(|e| ArchiveError::NotAcceptable(format!("cannot decompress these frames: {e}")))?;
+                    Ok(crate::FrameData {
+                        bytes: Bytes::from(decoded),
+                        transfer_syntax: yunying_dicom::ts::EXPLICIT_VR_LE.to_string(),
+                    })
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| ArchiveError::Internal(e.to_string()))?
+    }
+
     /// The image attributes of an instance, from its stored header.
     async fn image_header(&self, inst: &StoredInstance) -> Result<yunying_pixels::ImageInfo, ArchiveError> {
         let len = inst.size_bytes as u64;

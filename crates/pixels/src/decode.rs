@@ -393,6 +393,34 @@ fn jpeg(info: &ImageInfo, bytes: &[u8]) -> Result<DecodedFrame, PixelError> {
     }
 }
 
+/// A decoded frame as native little-endian pixel data (what Explicit VR
+/// Little Endian carries), for serving a compressed frame decompressed.
+/// Grayscale values are packed into Bits Allocated (8 or 16; two's
+/// complement when signed). Colour frames are given only when the object
+/// is already RGB (8 bits): a YBR object decoded to RGB would contradict its
+/// Photometric Interpretation, so it is refused.
+pub fn native_bytes(info: &ImageInfo, frame: &DecodedFrame) -> Result<Vec<u8>, PixelError> {
+    match &frame.data {
+        Samples::Gray(values) => match info.bits_allocated {
+            8 => Ok(values.iter().map(|v| *v as u8).collect()),
+            16 => Ok(values.iter().flat_map(|v| (*v as u16).to_le_bytes()).collect()),
+            other => Err(PixelError::Unsupported(format!("native output of {other}-bit data"))),
+        },
+        Samples::Color(rgb) => {
+            if info.photometric == crate::Photometric::Rgb && info.bits_allocated == 8 && !info.planar {
+                Ok(rgb.clone())
+            } else {
+                Err(PixelError::Unsupported(format!(
+                    "native output of {:?} colour ({}-bit{}): the decoded RGB would not match the object's attributes",
+                    info.photometric,
+                    info.bits_allocated,
+                    if info.planar { ", by plane" } else { "" }
+                )))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ pub mod encode;
 pub mod image_info;
 pub mod render;
 
-pub use decode::{DecodedFrame, Samples, decode_frame};
+pub use decode::{DecodedFrame, Samples, decode_frame, native_bytes};
 pub use encode::{to_jpeg, to_png};
 pub use image_info::{ImageInfo, PaletteLut, Photometric, VoiFunction};
 pub use render::{RenderOptions, Rendered, RgbOrGray8, render};

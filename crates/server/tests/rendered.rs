@@ -70,10 +70,17 @@ async fn rendered_images_match_dcmtk_and_wado_uri_serves_them() {
     let server = TestServer::start(Path::new(BIN), &[], &[]).await;
     let c = server.client();
     let dw = server.dicomweb();
-    let files: Vec<PathBuf> = ["CT_small.dcm", "MR_small_bigendian.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm"]
-        .iter()
-        .map(|f| data.join("pydicom/test_files").join(f))
-        .collect();
+    // Distinct SOP instances (MR_small and its RLE twin share their UIDs:
+    // the multi-frame RLE MR here is another object).
+    let files: Vec<PathBuf> = [
+        "pydicom/test_files/CT_small.dcm",
+        "pydicom/test_files/MR_small_bigendian.dcm",
+        "pydicom-data/emri_small_RLE.dcm",
+        "pydicom/test_files/JPEG2000.dcm",
+    ]
+    .iter()
+    .map(|f| data.join(f))
+    .collect();
     for f in &files {
         let (ct, body) = multipart_body(&[std::fs::read(f).unwrap()]);
         let r = c.post(format!("{dw}/studies")).header("Content-Type", ct).body(body).send().await.unwrap();
@@ -86,13 +93,13 @@ async fn rendered_images_match_dcmtk_and_wado_uri_serves_them() {
 
     // PNG with the file's window (or its range when it has none), as
     // dcmj2pnm renders it: a 16-bit signed CT, a big-endian MR, an RLE MR.
-    let cases: [(&Path, &str, &[&str]); 3] = [
-        (&files[0], "CT 16-bit signed, no window", &["+Wm"]),
-        (&files[1], "MR big endian", &["+Wi", "1"]),
-        (&files[2], "MR RLE", &["+Wi", "1"]),
+    let cases: [(&Path, &str, &str, &[&str]); 3] = [
+        (&files[0], "CT 16-bit signed, no window", "rendered", &["+Wm"]),
+        (&files[1], "MR big endian", "rendered", &["+Wi", "1"]),
+        (&files[2], "MR RLE, frame 5 of 10, no window", "frames/5/rendered", &["+Wm", "+F", "5"]),
     ];
-    for (f, label, window) in cases {
-        let r = c.get(url(f, "rendered")).header("Accept", "image/png").send().await.unwrap();
+    for (f, label, what, window) in cases {
+        let r = c.get(url(f, what)).header("Accept", "image/png").send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{label}");
         assert_eq!(r.headers()["content-type"], "image/png");
         let ours = decode_png(&r.bytes().await.unwrap());
@@ -112,6 +119,38 @@ async fn rendered_images_match_dcmtk_and_wado_uri_serves_them() {
     // The client's copy is still good: 304.
     let r = c.get(url(ct, "frames/1/rendered")).header("If-None-Match", &etag).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+
+    // Compressed frames asked for as native little endian are decompressed:
+    // byte for byte DCMTK's dcmdrle output.
+    let rle = &files[2];
+    let raw_dir = tempfile::tempdir().unwrap();
+    let native = raw_dir.path().join("native.dcm");
+    assert!(Command::new("dcmdrle").arg("+te").arg(rle).arg(&native).status().unwrap().success());
+    assert!(Command::new("dcmdump").arg("+W").arg(raw_dir.path()).arg(&native).output().unwrap().status.success());
+    let raw = std::fs::read(raw_dir.path().join("native.dcm.0.raw")).unwrap();
+    let frame_len = raw.len() / 10;
+    let r = c
+        .get(url(rle, "frames/5"))
+        .header("Accept", "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let ct_header = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct_header.contains("transfer-syntax=1.2.840.10008.1.2.1"), "{ct_header}");
+    let parts = yunying_test_support::multipart_parts(&ct_header, &r.bytes().await.unwrap());
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0], raw[4 * frame_len..5 * frame_len].to_vec(), "frame 5 decompressed bit-exact");
+    // As stored, they stay RLE; JPEG 2000 cannot be decompressed here yet.
+    let r = c.get(url(rle, "frames/5")).header("Accept", "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*").send().await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().contains("1.2.840.10008.1.2.5"));
+    let r = c
+        .get(url(&files[3], "frames/1"))
+        .header("Accept", "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_ACCEPTABLE);
 
     // Thumbnails fit 128x128 at every level.
     let (st, se, _) = uids(ct);

@@ -266,6 +266,8 @@ struct FrameFormat {
     multipart: bool,
     media_type: String,
     transfer_syntax: String,
+    /// Compressed frames decoded to native little endian on the way out.
+    decompress: bool,
 }
 
 fn negotiate_frames(accept: &[MediaRange], stored_ts: &str, count: usize) -> Result<FrameFormat, AppError> {
@@ -301,21 +303,49 @@ fn negotiate_frames(accept: &[MediaRange], stored_ts: &str, count: usize) -> Res
                 let ty = r.param("type").unwrap_or("application/octet-stream");
                 if fits(ty, t) {
                     let media_type = if ty == "application/octet-stream" { "application/octet-stream" } else { media };
-                    return Ok(FrameFormat { multipart: true, media_type: media_type.into(), transfer_syntax: out_ts });
+                    return Ok(FrameFormat { multipart: true, media_type: media_type.into(), transfer_syntax: out_ts, decompress: false });
                 }
             }
             "*/*" | "multipart/*" => {
-                return Ok(FrameFormat { multipart: true, media_type: media.into(), transfer_syntax: out_ts });
+                return Ok(FrameFormat { multipart: true, media_type: media.into(), transfer_syntax: out_ts, decompress: false });
             }
             single if count == 1 && fits(single, t) => {
                 let media_type = if single == "application/octet-stream" || single.contains('*') { media } else { single };
-                return Ok(FrameFormat { multipart: false, media_type: media_type.into(), transfer_syntax: out_ts });
+                return Ok(FrameFormat { multipart: false, media_type: media_type.into(), transfer_syntax: out_ts, decompress: false });
             }
             _ => {}
         }
     }
+    // Compressed frames asked for as native little endian: decoded, when a
+    // decoder exists for the stored syntax.
+    if !native && yunying_pixels::decode::is_supported(stored_ts) {
+        for r in accept {
+            let t = r.param("transfer-syntax");
+            let wants_native = matches!(t, Some(ts::EXPLICIT_VR_LE) | Some(ts::IMPLICIT_VR_LE));
+            let octet = |ty: &str| ty == "application/octet-stream";
+            match r.essence.as_str() {
+                "multipart/related" if octet(r.param("type").unwrap_or("application/octet-stream")) && wants_native => {
+                    return Ok(FrameFormat {
+                        multipart: true,
+                        media_type: "application/octet-stream".into(),
+                        transfer_syntax: ts::EXPLICIT_VR_LE.into(),
+                        decompress: true,
+                    });
+                }
+                single if count == 1 && octet(single) && wants_native => {
+                    return Ok(FrameFormat {
+                        multipart: false,
+                        media_type: "application/octet-stream".into(),
+                        transfer_syntax: ts::EXPLICIT_VR_LE.into(),
+                        decompress: true,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
     Err(AppError::not_acceptable(format!(
-        "the frames are stored as {} ({media}); decompression is not available yet: ask for \
+        "the frames are stored as {} ({media}) and cannot be decoded here yet: ask for \
          multipart/related; type=\"{media}\" or type=\"application/octet-stream\"; transfer-syntax=*",
         ts_name(stored_ts)
     )))
@@ -363,7 +393,11 @@ pub async fn frames(
     let found = dw.archive.stored(&Scope::instance(&study, &series, &sop)).await?;
     let inst = &found[0];
     let format = negotiate_frames(&accept_of(&headers), &inst.transfer_syntax, numbers.len())?;
-    let frames = dw.archive.frames(inst, &numbers).await?;
+    let frames = if format.decompress {
+        dw.archive.frames_decompressed(inst, &numbers).await?
+    } else {
+        dw.archive.frames(inst, &numbers).await?
+    };
     let location = format!("{}/studies/{study}/series/{series}/instances/{sop}", dw.base(&headers));
     Ok(frames_response(&headers, frames, format, &location, &numbers))
 }
