@@ -9,7 +9,7 @@
 //! when its guard drops; listeners use free ports.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -88,44 +88,11 @@ impl Drop for Proc {
 }
 
 /// What a finished tool did.
-struct Run {
-    ok: bool,
-    /// Standard output alone.
-    stdout: String,
-    /// Standard output and error together (DCMTK logs on stderr).
-    out: String,
-}
+type Run = yunying_test_support::ToolRun;
 
 /// Runs a command to completion (killed after [`TOOL_TIMEOUT`]).
-fn run(mut cmd: Command) -> Run {
-    let stdout = tempfile::tempfile().unwrap();
-    let stderr = tempfile::tempfile().unwrap();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(stdout.try_clone().unwrap())
-        .stderr(stderr.try_clone().unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let deadline = Instant::now() + TOOL_TIMEOUT;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {TOOL_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let read = |mut f: std::fs::File| {
-        let mut s = Vec::new();
-        f.rewind().unwrap();
-        f.read_to_end(&mut s).unwrap();
-        String::from_utf8_lossy(&s).into_owned()
-    };
-    let (o, e) = (read(stdout), read(stderr));
-    Run { ok: status.success(), out: format!("{o}{e}"), stdout: o }
+fn run(cmd: Command) -> Run {
+    yunying_test_support::run_tool(cmd, TOOL_TIMEOUT)
 }
 
 /// Runs a DCMTK tool with TCP_NODELAY=1.

@@ -6,8 +6,8 @@
 //! time with the `openssl` command ([`TestPki`]).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use yunying_synth::SynthOptions;
 use yunying_test_support::{TestPki, TestServer, TlsOptions};
@@ -16,39 +16,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_yunying");
 const MODALITY: &str = "MODALITY";
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 
-struct Run {
-    ok: bool,
-    stdout: String,
-    /// Standard output and error together.
-    out: String,
-}
+type Run = yunying_test_support::ToolRun;
 
 /// Runs a command to completion (killed after [`TOOL_TIMEOUT`]).
-fn run(mut cmd: Command) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let (o, e) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&o).unwrap())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .env("TCP_NODELAY", "1")
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let deadline = Instant::now() + TOOL_TIMEOUT;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {TOOL_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let stdout = std::fs::read_to_string(&o).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&e).unwrap_or_default();
-    Run { ok: status.success(), out: format!("{stdout}{stderr}"), stdout }
+fn run(cmd: Command) -> Run {
+    yunying_test_support::run_tool(cmd, TOOL_TIMEOUT)
 }
 
 fn tool(name: &str, args: &[&str]) -> Run {

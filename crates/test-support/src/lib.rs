@@ -9,6 +9,49 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// What a tool run by [`run_tool`] did.
+#[derive(Debug, Clone)]
+pub struct ToolRun {
+    pub ok: bool,
+    /// Standard output alone.
+    pub stdout: String,
+    /// Standard output and error together (DCMTK logs on stderr).
+    pub out: String,
+}
+
+/// Runs a command to completion, killed (and the test failed) after `timeout`.
+pub fn run_tool(mut cmd: Command, timeout: Duration) -> ToolRun {
+    use std::io::{Read, Seek};
+    let stdout = tempfile::tempfile().expect("temp file");
+    let stderr = tempfile::tempfile().expect("temp file");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(stdout.try_clone().expect("temp file"))
+        .stderr(stderr.try_clone().expect("temp file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read = |mut f: std::fs::File| {
+        let mut s = Vec::new();
+        f.rewind().expect("rewind");
+        f.read_to_end(&mut s).expect("read");
+        String::from_utf8_lossy(&s).into_owned()
+    };
+    let (o, e) = (read(stdout), read(stderr));
+    ToolRun { ok: status.success(), out: format!("{o}{e}"), stdout: o }
+}
+
 /// The `yunying` binary running in a child process.
 pub struct TestServer {
     child: Option<Child>,
@@ -50,20 +93,8 @@ impl TestServer {
     pub async fn start(bin: &Path, args: &[&str], envs: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
-        let mut s = TestServer {
-            child: None,
-            base: String::new(),
-            data,
-            dicom: None,
-            dicom_tls: None,
-            _dir: Some(dir),
-            bin: bin.to_path_buf(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-            envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            https_ca: None,
-            want_dicom_tls: false,
-            token: String::new(),
-        };
+        let mut s = TestServer::new(bin, data, Some(dir), args.iter().map(|s| s.to_string()).collect());
+        s.envs = envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         s.launch().await;
         s
     }
@@ -89,20 +120,9 @@ impl TestServer {
         std::fs::write(&config, toml).expect("write the configuration");
         let mut all = vec!["--config".to_string(), config.display().to_string()];
         all.extend(args.iter().map(|s| s.to_string()));
-        let mut s = TestServer {
-            child: None,
-            base: String::new(),
-            data,
-            dicom: None,
-            dicom_tls: None,
-            _dir: Some(dir),
-            bin: bin.to_path_buf(),
-            args: all,
-            envs: Vec::new(),
-            https_ca: opts.https.then(|| pki.ca.clone()),
-            want_dicom_tls: opts.dicom,
-            token: String::new(),
-        };
+        let mut s = TestServer::new(bin, data, Some(dir), all);
+        s.https_ca = opts.https.then(|| pki.ca.clone());
+        s.want_dicom_tls = opts.dicom;
         s.launch().await;
         s
     }
@@ -110,22 +130,27 @@ impl TestServer {
     /// Like [`TestServer::start`], on an existing data directory (e.g. one a
     /// `yunying pull` or `import` filled), which is left in place afterwards.
     pub async fn start_with_data(bin: &Path, data: &Path, args: &[&str]) -> TestServer {
-        let mut s = TestServer {
+        let mut s = TestServer::new(bin, data.to_path_buf(), None, args.iter().map(|s| s.to_string()).collect());
+        s.launch().await;
+        s
+    }
+
+    /// A server not started yet.
+    fn new(bin: &Path, data: PathBuf, dir: Option<tempfile::TempDir>, args: Vec<String>) -> TestServer {
+        TestServer {
             child: None,
             base: String::new(),
-            data: data.to_path_buf(),
+            data,
             dicom: None,
             dicom_tls: None,
-            _dir: None,
+            _dir: dir,
             bin: bin.to_path_buf(),
-            args: args.iter().map(|s| s.to_string()).collect(),
+            args,
             envs: Vec::new(),
             https_ca: None,
             want_dicom_tls: false,
             token: String::new(),
-        };
-        s.launch().await;
-        s
+        }
     }
 
     /// The catalog and configuration arguments among the server's (for CLI runs on the same catalog).
