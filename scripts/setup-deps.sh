@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Yunying's build and tests need on a Debian machine, when it
-# is missing: a C toolchain (for the bundled SQLite), Python's venv, DCMTK
-# (a reference DICOM toolkit used by the tests), and the Python packages of
-# the black-box tests in a private virtual environment.
+# is missing: a C toolchain (for the bundled SQLite and OpenJPEG), Python's
+# venv, DCMTK (a reference DICOM toolkit used by the tests), OpenJPH's tools
+# (an independent HTJ2K encoder the pixel tests decode), openssl (test
+# certificates), and the Python packages of the black-box tests in a
+# private virtual environment.
 # Safe to run again: it only installs what is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,8 @@ command -v cc >/dev/null || need+=(build-essential)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v dcmdump >/dev/null || need+=(dcmtk)
+command -v ojph_compress >/dev/null || need+=(openjph-tools)
+command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v unzip >/dev/null || need+=(unzip)
 if ((${#need[@]})); then

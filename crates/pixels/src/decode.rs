@@ -1,6 +1,7 @@
 //! One frame's stored bytes to sample values: native pixel data, RLE
 //! Lossless (PS3.5 Annex G, our own decoder) and JPEG (baseline, extended
-//! 8-bit and lossless, through jpeg-decoder).
+//! 8-bit and lossless, through jpeg-decoder) and JPEG 2000 and HTJ2K
+//! (through OpenJPEG 2.5 via the jpeg2k crate).
 
 use crate::PixelError;
 use crate::image_info::{ImageInfo, Photometric};
@@ -16,6 +17,11 @@ pub mod ts {
     pub const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
     pub const JPEG_LOSSLESS: &str = "1.2.840.10008.1.2.4.57";
     pub const JPEG_LOSSLESS_SV1: &str = "1.2.840.10008.1.2.4.70";
+    pub const JPEG_2000_LOSSLESS: &str = "1.2.840.10008.1.2.4.90";
+    pub const JPEG_2000: &str = "1.2.840.10008.1.2.4.91";
+    pub const HTJ2K_LOSSLESS: &str = "1.2.840.10008.1.2.4.201";
+    pub const HTJ2K_LOSSLESS_RPCL: &str = "1.2.840.10008.1.2.4.202";
+    pub const HTJ2K: &str = "1.2.840.10008.1.2.4.203";
 }
 
 /// True when [`decode_frame`] knows the transfer syntax.
@@ -32,6 +38,11 @@ pub fn is_supported(transfer_syntax: &str) -> bool {
             | JPEG_EXTENDED
             | JPEG_LOSSLESS
             | JPEG_LOSSLESS_SV1
+            | JPEG_2000_LOSSLESS
+            | JPEG_2000
+            | HTJ2K_LOSSLESS
+            | HTJ2K_LOSSLESS_RPCL
+            | HTJ2K
     )
 }
 
@@ -67,7 +78,18 @@ pub fn decode_frame(
     if info.bits_allocated == 1 {
         return Err(PixelError::Unsupported("1-bit pixel data".into()));
     }
+    let j2k = matches!(
+        transfer_syntax,
+        ts::JPEG_2000_LOSSLESS
+            | ts::JPEG_2000
+            | ts::HTJ2K_LOSSLESS
+            | ts::HTJ2K_LOSSLESS_RPCL
+            | ts::HTJ2K
+    );
     match info.photometric {
+        // The codestream's multiple component transform gives RGB back.
+        Photometric::Other(ref p)
+            if j2k && (p == "YBR_ICT" || p == "YBR_RCT") && info.samples_per_pixel == 3 => {}
         Photometric::Other(ref p) => {
             return Err(PixelError::Unsupported(format!(
                 "photometric interpretation {p}"
@@ -109,6 +131,9 @@ pub fn decode_frame(
         }
         JPEG_BASELINE | JPEG_EXTENDED | JPEG_LOSSLESS | JPEG_LOSSLESS_SV1 => {
             jpeg(info, frame_bytes)
+        }
+        JPEG_2000_LOSSLESS | JPEG_2000 | HTJ2K_LOSSLESS | HTJ2K_LOSSLESS_RPCL | HTJ2K => {
+            jpeg2000(info, frame_bytes)
         }
         other => Err(PixelError::Unsupported(format!("transfer syntax {other}"))),
     }
@@ -389,6 +414,76 @@ fn jpeg(info: &ImageInfo, bytes: &[u8]) -> Result<DecodedFrame, PixelError> {
         other => Err(PixelError::Unsupported(format!(
             "JPEG output {other:?} for {} samples per pixel",
             info.samples_per_pixel
+        ))),
+    }
+}
+
+/// JPEG 2000 or HTJ2K (a J2K codestream or, as some writers do, a JP2 file) through
+/// OpenJPEG in strict mode, so a truncated codestream is an error rather
+/// than a partial image.
+fn jpeg2000(info: &ImageInfo, bytes: &[u8]) -> Result<DecodedFrame, PixelError> {
+    use jpeg2k::{DecodeParameters, Image};
+    let image = Image::from_bytes_with(bytes, DecodeParameters::new().strict(true))
+        .map_err(|e| PixelError::Malformed(format!("JPEG 2000: {e}")))?;
+    let (rows, columns) = (info.rows, info.columns);
+    let n = info.pixels();
+    let comps = image.components();
+    for (i, c) in comps.iter().enumerate() {
+        if c.width() != columns as u32 || c.height() != rows as u32 || c.data().len() != n {
+            return Err(PixelError::Malformed(format!(
+                "JPEG 2000 component {i} is {}x{}, the attributes say {columns}x{rows}",
+                c.width(),
+                c.height()
+            )));
+        }
+    }
+    match (comps.len(), info.samples_per_pixel) {
+        (1, 1) => {
+            let c = &comps[0];
+            // OpenJPEG gives the sample values, sign-extended when the
+            // codestream says signed. When the codestream's signedness
+            // disagrees with Pixel Representation, the attributes rule (as
+            // for native data): the bits are reinterpreted.
+            let data = if c.is_signed() == info.signed {
+                c.data().to_vec()
+            } else {
+                c.data().iter().map(|&v| stored(info, v as u32)).collect()
+            };
+            Ok(DecodedFrame {
+                rows,
+                columns,
+                samples: 1,
+                data: Samples::Gray(data),
+            })
+        }
+        (3, 3) => {
+            let mut out = vec![0u8; n * 3];
+            for (s, c) in comps.iter().enumerate() {
+                let prec = c.precision();
+                let offset = if c.is_signed() { 1i64 << (prec - 1) } else { 0 };
+                for (p, &v) in c.data().iter().enumerate() {
+                    let v = v as i64 + offset;
+                    let v = if prec > 8 { v >> (prec - 8) } else { v };
+                    out[p * 3 + s] = v.clamp(0, 255) as u8;
+                }
+            }
+            // YBR_ICT / YBR_RCT: the decoder already inverted the component
+            // transform. YBR_FULL without it: components are Y, Cb, Cr.
+            if info.photometric == Photometric::YbrFull {
+                for px in out.chunks_exact_mut(3) {
+                    let rgb = ybr_to_rgb(px[0], px[1], px[2]);
+                    px.copy_from_slice(&rgb);
+                }
+            }
+            Ok(DecodedFrame {
+                rows,
+                columns,
+                samples: 3,
+                data: Samples::Color(out),
+            })
+        }
+        (c, s) => Err(PixelError::Unsupported(format!(
+            "JPEG 2000 with {c} components for {s} samples per pixel"
         ))),
     }
 }

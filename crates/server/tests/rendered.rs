@@ -81,6 +81,13 @@ async fn rendered_images_match_dcmtk_and_wado_uri_serves_them() {
     .iter()
     .map(|f| data.join(f))
     .collect();
+    // A JPEG-LS object (not decoded here yet), made by DCMTK from the CT with
+    // its own SOP Instance UID.
+    let made = tempfile::tempdir().unwrap();
+    let jls = made.path().join("ct_jls.dcm");
+    assert!(Command::new("dcmcjpls").arg("+ua").arg(&files[0]).arg(&jls).status().unwrap().success());
+    let mut files = files;
+    files.push(jls);
     for f in &files {
         let (ct, body) = multipart_body(&[std::fs::read(f).unwrap()]);
         let r = c.post(format!("{dw}/studies")).header("Content-Type", ct).body(body).send().await.unwrap();
@@ -144,13 +151,15 @@ async fn rendered_images_match_dcmtk_and_wado_uri_serves_them() {
     // As stored, they stay RLE; JPEG 2000 cannot be decompressed here yet.
     let r = c.get(url(rle, "frames/5")).header("Accept", "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*").send().await.unwrap();
     assert!(r.headers()["content-type"].to_str().unwrap().contains("1.2.840.10008.1.2.5"));
-    let r = c
-        .get(url(&files[3], "frames/1"))
-        .header("Accept", "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_ACCEPTABLE);
+    // JPEG 2000 is decoded too (OpenJPEG); JPEG-LS not yet.
+    let native_le = "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1";
+    let r = c.get(url(&files[3], "frames/1")).header("Accept", native_le).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "JPEG 2000 decompressed");
+    let ct_header = r.headers()["content-type"].to_str().unwrap().to_string();
+    let parts = yunying_test_support::multipart_parts(&ct_header, &r.bytes().await.unwrap());
+    assert_eq!(parts[0].len(), 1024 * 256 * 2, "1024x256, 16-bit");
+    let r = c.get(url(&files[4], "frames/1")).header("Accept", native_le).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_ACCEPTABLE, "JPEG-LS");
 
     // Thumbnails fit 128x128 at every level.
     let (st, se, _) = uids(ct);
@@ -167,7 +176,11 @@ async fn rendered_images_match_dcmtk_and_wado_uri_serves_them() {
     // Bad parameters, unknown media types, and syntaxes not decoded yet.
     assert_eq!(c.get(format!("{}?window=40", url(ct, "rendered"))).send().await.unwrap().status(), StatusCode::BAD_REQUEST);
     assert_eq!(c.get(url(ct, "rendered")).header("Accept", "image/gif").send().await.unwrap().status(), StatusCode::NOT_ACCEPTABLE);
-    assert_eq!(c.get(url(&files[3], "rendered")).send().await.unwrap().status(), StatusCode::NOT_ACCEPTABLE, "JPEG 2000");
+    let r = c.get(url(&files[3], "rendered")).header("Accept", "image/png").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "JPEG 2000 rendered");
+    let (w, h, _) = decode_png(&r.bytes().await.unwrap());
+    assert_eq!((w, h), (256, 1024));
+    assert_eq!(c.get(url(&files[4], "rendered")).send().await.unwrap().status(), StatusCode::NOT_ACCEPTABLE, "JPEG-LS");
     // Credentials as everywhere.
     assert_eq!(reqwest::get(url(ct, "rendered")).await.unwrap().status(), StatusCode::UNAUTHORIZED);
 

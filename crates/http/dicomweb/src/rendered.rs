@@ -172,11 +172,16 @@ fn frame_count(inst: &StoredInstance) -> u32 {
     inst.number_of_frames.unwrap_or(1).max(1) as u32
 }
 
-/// The representative instance of a set: the middle one of the first series.
+/// The representative instance of a set: the middle one of the first
+/// series that has instances this server can render (the first series when
+/// none can).
 fn representative(found: &[StoredInstance]) -> Option<&StoredInstance> {
-    let first_series = &found.first()?.series_uid;
-    let series: Vec<&StoredInstance> = found.iter().filter(|i| &i.series_uid == first_series).collect();
-    series.get(series.len() / 2).copied()
+    let renderable = |i: &&StoredInstance| yunying_pixels::decode::is_supported(&i.transfer_syntax);
+    let first_series = &found.iter().find(renderable).or_else(|| found.first())?.series_uid;
+    let in_series: Vec<&StoredInstance> = found.iter().filter(|i| &i.series_uid == first_series).collect();
+    let candidates: Vec<&StoredInstance> = in_series.iter().copied().filter(renderable).collect();
+    let pool = if candidates.is_empty() { in_series } else { candidates };
+    pool.get(pool.len() / 2).copied()
 }
 
 async fn set(dw: &DicomWeb, caller: &Caller, headers: &HeaderMap, raw: Option<&str>, scope: Scope, thumbnail: bool) -> Result<Response, AppError> {
