@@ -469,7 +469,15 @@ mod tests {
     fn frame_negotiation() {
         let cornerstone = parse_accept(&["multipart/related; type=application/octet-stream; transfer-syntax=*"]);
         let f = negotiate_frames(&cornerstone, "1.2.840.10008.1.2", 1).unwrap();
-        assert_eq!(f, FrameFormat { multipart: true, media_type: "application/octet-stream".into(), transfer_syntax: "1.2.840.10008.1.2.1".into() });
+        assert_eq!(
+            f,
+            FrameFormat {
+                multipart: true,
+                media_type: "application/octet-stream".into(),
+                transfer_syntax: "1.2.840.10008.1.2.1".into(),
+                decompress: false
+            }
+        );
         let f = negotiate_frames(&cornerstone, "1.2.840.10008.1.2.4.80", 1).unwrap();
         assert_eq!(f.transfer_syntax, "1.2.840.10008.1.2.4.80");
         let plain = parse_accept(&["multipart/related; type=application/octet-stream"]);
@@ -478,6 +486,12 @@ mod tests {
         assert_eq!(negotiate_frames(&jls, "1.2.840.10008.1.2.4.80", 1).unwrap().media_type, "image/jls");
         let single = parse_accept(&["application/octet-stream"]);
         assert!(!negotiate_frames(&single, "1.2.840.10008.1.2.1", 1).unwrap().multipart);
+        // Native little endian asked of compressed frames: decoded where a decoder exists.
+        let native = parse_accept(&["multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1"]);
+        let f = negotiate_frames(&native, "1.2.840.10008.1.2.5", 1).unwrap();
+        assert!(f.decompress && f.transfer_syntax == "1.2.840.10008.1.2.1");
+        assert!(negotiate_frames(&native, "1.2.840.10008.1.2.4.80", 1).is_err(), "no JPEG-LS decoder yet");
+        assert!(!negotiate_frames(&native, "1.2.840.10008.1.2.1", 1).unwrap().decompress);
         assert!(parse_frame_list("1,2,3").is_ok());
         assert!(parse_frame_list("0").is_err());
         assert!(parse_frame_list("a").is_err());
