@@ -5,35 +5,18 @@
 //! Frames are found the way the server finds them: `parse_part10`, then the
 //! frame index of `yunying_dicom::frames::locate`, then the byte ranges read.
 
-use std::io::{Read, Seek, SeekFrom};
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use yunying_dicom::frames::{FrameIndex, locate};
-use yunying_dicom::parse::inflated_dataset;
-use yunying_dicom::{ParseOptions, parse_part10};
 use yunying_pixels::{
-    DecodedFrame, ImageInfo, PixelError, RenderOptions, Rendered, Samples, VoiFunction,
+    PixelError, RenderOptions, Rendered, Samples, VoiFunction,
     decode_frame, render_frame,
 };
 
-fn testdata() -> PathBuf {
-    let dir = std::env::var("YUNYING_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/yunying/testdata")
-        });
-    assert!(
-        dir.join("MANIFEST.txt").exists(),
-        "test data missing in {}: run scripts/fetch-testdata.sh",
-        dir.display()
-    );
-    dir
-}
 
-fn file(rel: &str) -> PathBuf {
-    testdata().join(rel)
-}
 
 /// A scratch directory for files DCMTK writes.
 fn scratch() -> PathBuf {
@@ -64,68 +47,8 @@ fn dcmtk(tool: &str, opts: &[&str], src: &Path, name: &str) -> PathBuf {
     out
 }
 
-/// An object as the server sees it: attributes, transfer syntax and the
-/// bytes of each frame.
-struct Object {
-    info: ImageInfo,
-    ts: String,
-    frames: Vec<Vec<u8>>,
-}
 
-fn load(path: &Path) -> Object {
-    let bytes = std::fs::read(path).unwrap();
-    let len = bytes.len() as u64;
-    let mut cur = std::io::Cursor::new(&bytes);
-    let obj = parse_part10(&mut cur, len, &ParseOptions::default()).unwrap();
-    let data: Vec<u8> = if obj.offsets_in_inflated {
-        inflated_dataset(
-            &mut std::io::Cursor::new(&bytes),
-            len,
-            &ParseOptions::default(),
-        )
-        .unwrap()
-    } else {
-        bytes.clone()
-    };
-    let index = locate(&obj, |o| {
-        let mut b = [0u8; 2];
-        cur.seek(SeekFrom::Start(o)).ok()?;
-        cur.read_exact(&mut b).ok()?;
-        Some(b)
-    });
-    assert!(
-        matches!(
-            index,
-            FrameIndex::Native { .. } | FrameIndex::Encapsulated { .. }
-        ),
-        "{}: {index:?}",
-        path.display()
-    );
-    let range = |o: u64, l: u64| data.get(o as usize..(o + l) as usize).map(|s| s.to_vec());
-    let info = ImageInfo::from_dataset_with(&obj.dataset, obj.encoding.big_endian, range).unwrap();
-    let frames = (1..=index.count())
-        .map(|n| {
-            index
-                .frame(n)
-                .unwrap()
-                .iter()
-                .flat_map(|&(o, l)| range(o, l).unwrap())
-                .collect()
-        })
-        .collect();
-    Object {
-        info,
-        ts: obj.transfer_syntax().to_string(),
-        frames,
-    }
-}
 
-fn decode_all(o: &Object) -> Vec<DecodedFrame> {
-    o.frames
-        .iter()
-        .map(|f| decode_frame(&o.info, &o.ts, f).unwrap())
-        .collect()
-}
 
 /// Decodes `a` and `b` (the same image in two transfer syntaxes) and
 /// requires identical samples in every frame.
@@ -161,9 +84,6 @@ fn assert_same_samples(a: &Path, b: &Path) {
     );
 }
 
-fn name(p: &Path) -> String {
-    p.file_name().unwrap().to_string_lossy().into_owned()
-}
 
 fn decode_png(bytes: &[u8]) -> Rendered {
     let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))

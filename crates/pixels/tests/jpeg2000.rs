@@ -8,92 +8,22 @@
 //! frame index of `yunying_dicom::frames::locate`, then the byte ranges read.
 //! DCMTK has no JPEG 2000 codec, so the twins are the test data's own.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+mod common;
+use common::*;
+
+use std::path::PathBuf;
 use std::process::Command;
 
-use yunying_dicom::frames::{FrameIndex, locate};
-use yunying_dicom::{ParseOptions, parse_part10};
 use yunying_pixels::decode::is_supported;
 use yunying_pixels::{
     DecodedFrame, ImageInfo, PixelError, RenderOptions, Samples, decode_frame, render_frame,
 };
 
-fn testdata() -> PathBuf {
-    let dir = std::env::var("YUNYING_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/yunying/testdata")
-        });
-    assert!(
-        dir.join("MANIFEST.txt").exists(),
-        "test data missing in {}: run scripts/fetch-testdata.sh",
-        dir.display()
-    );
-    dir
-}
 
-fn file(rel: &str) -> PathBuf {
-    testdata().join(rel)
-}
 
-/// An object as the server sees it: attributes, transfer syntax and the
-/// bytes of each frame.
-struct Object {
-    info: ImageInfo,
-    ts: String,
-    frames: Vec<Vec<u8>>,
-}
 
-fn load(path: &Path) -> Object {
-    let bytes = std::fs::read(path).unwrap();
-    let len = bytes.len() as u64;
-    let mut cur = std::io::Cursor::new(&bytes);
-    let obj = parse_part10(&mut cur, len, &ParseOptions::default()).unwrap();
-    assert!(!obj.offsets_in_inflated, "{}", path.display());
-    let index = locate(&obj, |o| {
-        let mut b = [0u8; 2];
-        cur.seek(SeekFrom::Start(o)).ok()?;
-        cur.read_exact(&mut b).ok()?;
-        Some(b)
-    });
-    assert!(
-        matches!(
-            index,
-            FrameIndex::Native { .. } | FrameIndex::Encapsulated { .. }
-        ),
-        "{}: {index:?}",
-        path.display()
-    );
-    let range = |o: u64, l: u64| bytes.get(o as usize..(o + l) as usize).map(|s| s.to_vec());
-    let info = ImageInfo::from_dataset_with(&obj.dataset, obj.encoding.big_endian, range).unwrap();
-    let frames = (1..=index.count())
-        .map(|n| {
-            index
-                .frame(n)
-                .unwrap()
-                .iter()
-                .flat_map(|&(o, l)| range(o, l).unwrap())
-                .collect()
-        })
-        .collect();
-    Object {
-        info,
-        ts: obj.transfer_syntax().to_string(),
-        frames,
-    }
-}
 
-fn decode_all(o: &Object) -> Vec<DecodedFrame> {
-    o.frames
-        .iter()
-        .map(|f| decode_frame(&o.info, &o.ts, f).unwrap())
-        .collect()
-}
 
-fn name(p: &Path) -> String {
-    p.file_name().unwrap().to_string_lossy().into_owned()
-}
 
 /// Decodes `a` (JPEG 2000) and `b` (its native twin) and requires identical
 /// samples in every frame.
