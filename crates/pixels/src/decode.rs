@@ -233,18 +233,23 @@ fn native(
             };
         }
     }
+    Ok(color_frame(info, rows, columns, out))
+}
+
+/// Interleaved 8-bit colour samples as a frame, YBR_FULL converted to RGB.
+fn color_frame(info: &ImageInfo, rows: u16, columns: u16, mut out: Vec<u8>) -> DecodedFrame {
     if info.photometric == Photometric::YbrFull {
         for px in out.chunks_exact_mut(3) {
             let rgb = ybr_to_rgb(px[0], px[1], px[2]);
             px.copy_from_slice(&rgb);
         }
     }
-    Ok(DecodedFrame {
+    DecodedFrame {
         rows,
         columns,
         samples: 3,
         data: Samples::Color(out),
-    })
+    }
 }
 
 fn stored_unsigned(info: &ImageInfo, raw: u32) -> u32 {
@@ -469,18 +474,7 @@ fn jpeg2000(info: &ImageInfo, bytes: &[u8]) -> Result<DecodedFrame, PixelError> 
             }
             // YBR_ICT / YBR_RCT: the decoder already inverted the component
             // transform. YBR_FULL without it: components are Y, Cb, Cr.
-            if info.photometric == Photometric::YbrFull {
-                for px in out.chunks_exact_mut(3) {
-                    let rgb = ybr_to_rgb(px[0], px[1], px[2]);
-                    px.copy_from_slice(&rgb);
-                }
-            }
-            Ok(DecodedFrame {
-                rows,
-                columns,
-                samples: 3,
-                data: Samples::Color(out),
-            })
+            Ok(color_frame(info, rows, columns, out))
         }
         (c, s) => Err(PixelError::Unsupported(format!(
             "JPEG 2000 with {c} components for {s} samples per pixel"

@@ -293,7 +293,7 @@ fn stored_values_are_signed_and_masked() {
         panic!("grayscale expected")
     };
     assert_eq!(v.len(), 128 * 128);
-    // pydicom: CT_small.dcm pixel_array[0, :3] == [175, 180, 166], min 128? (values are positive HU + 1024).
+    // pydicom gives CT_small.dcm's pixel_array[0, :3] as [175, 180, 166].
     assert_eq!(&v[..3], &[175, 180, 166]);
 }
 
