@@ -492,11 +492,19 @@ pub fn native_bytes(info: &ImageInfo, frame: &DecodedFrame) -> Result<Vec<u8>, P
     match &frame.data {
         Samples::Gray(values) => match info.bits_allocated {
             8 => Ok(values.iter().map(|v| *v as u8).collect()),
-            16 => Ok(values.iter().flat_map(|v| (*v as u16).to_le_bytes()).collect()),
-            other => Err(PixelError::Unsupported(format!("native output of {other}-bit data"))),
+            16 => Ok(values
+                .iter()
+                .flat_map(|v| (*v as u16).to_le_bytes())
+                .collect()),
+            other => Err(PixelError::Unsupported(format!(
+                "native output of {other}-bit data"
+            ))),
         },
         Samples::Color(rgb) => {
-            if info.photometric == crate::Photometric::Rgb && info.bits_allocated == 8 && !info.planar {
+            if info.photometric == crate::Photometric::Rgb
+                && info.bits_allocated == 8
+                && !info.planar
+            {
                 Ok(rgb.clone())
             } else {
                 Err(PixelError::Unsupported(format!(

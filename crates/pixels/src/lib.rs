@@ -14,15 +14,19 @@
 //! - [`render`]: modality LUT → VOI LUT → presentation → 8 bits, palettes,
 //!   resizing to a viewport ([`render()`](render::render)).
 //! - [`encode`]: JPEG and PNG output.
+//! - [`native_frame`]: a frame as native samples, the input of every
+//!   encoder ([`NativeFrame`]).
 
 pub mod decode;
 pub mod encode;
 pub mod image_info;
+pub mod native_frame;
 pub mod render;
 
 pub use decode::{DecodedFrame, Samples, decode_frame, native_bytes};
 pub use encode::{to_jpeg, to_png};
 pub use image_info::{ImageInfo, PaletteLut, Photometric, VoiFunction};
+pub use native_frame::NativeFrame;
 pub use render::{RenderOptions, Rendered, RgbOrGray8, render};
 
 /// Why a frame cannot be decoded or rendered.
