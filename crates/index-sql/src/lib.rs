@@ -13,6 +13,7 @@
 mod application_entities;
 mod audit;
 mod commit;
+mod derive_queue;
 mod directory;
 mod forward_jobs;
 mod migrate;
@@ -257,6 +258,22 @@ impl Index for SqlIndex {
 
     async fn forward_backlog(&self) -> Result<Vec<ForwardBacklog>> {
         forward_jobs::backlog(self).await
+    }
+
+    async fn claim_derive(&self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<DeriveTask>> {
+        derive_queue::claim(self, now, lease_until, limit).await
+    }
+
+    async fn finish_derive(&self, id: i64, outcome: &DeriveOutcome) -> Result<()> {
+        derive_queue::finish(self, id, outcome).await
+    }
+
+    async fn request_derive(&self, scope: Option<&Scope>, modalities: &[String], now: i64) -> Result<u64> {
+        derive_queue::request(self, scope, modalities, now).await
+    }
+
+    async fn derive_backlog(&self) -> Result<DeriveBacklog> {
+        derive_queue::backlog(self).await
     }
 
     async fn find_version(&self, sop_uid: &str, sha256: &str) -> Result<Option<InstanceRef>> {

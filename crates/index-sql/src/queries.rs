@@ -198,7 +198,7 @@ pub(crate) async fn instances(index: &SqlIndex, q: &Query) -> Result<Vec<Instanc
 }
 
 /// The WHERE clause and parameters of a retrieval scope.
-fn scope_where(scope: &Scope) -> (String, Vec<String>) {
+pub(crate) fn scope_where(scope: &Scope) -> (String, Vec<String>) {
     let mut sql = String::from(" WHERE i.current = 1 AND st.study_uid = ?");
     let mut params = vec![scope.study_uid.clone()];
     if let Some(s) = &scope.series_uid {
@@ -218,8 +218,7 @@ pub(crate) async fn stored_instances(index: &SqlIndex, scope: &Scope) -> Result<
     let (w, params) = scope_where(scope);
     let sql = crate::number_placeholders(
         &format!(
-            "SELECT st.study_uid, se.series_uid, i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.version, \
-             i.blob_key, i.size_bytes, i.sha256, i.frames, i.bulk, i.number_of_frames, i.institution_id \
+            "SELECT {STORED_COLUMNS} \
              FROM instance i JOIN series se ON se.id = i.series_id JOIN study st ON st.id = i.study_id{w}{SCOPE_ORDER}"
         ),
         index.dialect,
@@ -229,25 +228,29 @@ pub(crate) async fn stored_instances(index: &SqlIndex, scope: &Scope) -> Result<
         query = query.bind(p.as_str());
     }
     let rows = query.fetch_all(&index.pool).await.map_err(db_err)?;
-    rows.iter()
-        .map(|r| {
-            Ok(StoredInstance {
-                study_uid: r.try_get("study_uid").map_err(db_err)?,
-                series_uid: r.try_get("series_uid").map_err(db_err)?,
-                sop_uid: r.try_get("sop_uid").map_err(db_err)?,
-                sop_class_uid: r.try_get("sop_class_uid").map_err(db_err)?,
-                transfer_syntax: r.try_get("transfer_syntax").map_err(db_err)?,
-                version: r.try_get("version").map_err(db_err)?,
-                blob_key: r.try_get("blob_key").map_err(db_err)?,
-                size_bytes: r.try_get("size_bytes").map_err(db_err)?,
-                sha256: r.try_get("sha256").map_err(db_err)?,
-                frames: r.try_get("frames").map_err(db_err)?,
-                bulk: r.try_get("bulk").map_err(db_err)?,
-                number_of_frames: r.try_get("number_of_frames").map_err(db_err)?,
-                institution_id: InstitutionId(r.try_get("institution_id").map_err(db_err)?),
-            })
-        })
-        .collect()
+    rows.iter().map(stored_instance).collect()
+}
+
+/// The columns [`stored_instance`] reads, for the queries that select instances.
+pub(crate) const STORED_COLUMNS: &str = "st.study_uid, se.series_uid, i.sop_uid, i.sop_class_uid, i.transfer_syntax, \
+     i.version, i.blob_key, i.size_bytes, i.sha256, i.frames, i.bulk, i.number_of_frames, i.institution_id";
+
+pub(crate) fn stored_instance(r: &sqlx::any::AnyRow) -> Result<StoredInstance> {
+    Ok(StoredInstance {
+        study_uid: r.try_get("study_uid").map_err(db_err)?,
+        series_uid: r.try_get("series_uid").map_err(db_err)?,
+        sop_uid: r.try_get("sop_uid").map_err(db_err)?,
+        sop_class_uid: r.try_get("sop_class_uid").map_err(db_err)?,
+        transfer_syntax: r.try_get("transfer_syntax").map_err(db_err)?,
+        version: r.try_get("version").map_err(db_err)?,
+        blob_key: r.try_get("blob_key").map_err(db_err)?,
+        size_bytes: r.try_get("size_bytes").map_err(db_err)?,
+        sha256: r.try_get("sha256").map_err(db_err)?,
+        frames: r.try_get("frames").map_err(db_err)?,
+        bulk: r.try_get("bulk").map_err(db_err)?,
+        number_of_frames: r.try_get("number_of_frames").map_err(db_err)?,
+        institution_id: InstitutionId(r.try_get("institution_id").map_err(db_err)?),
+    })
 }
 
 pub(crate) async fn metadata(index: &SqlIndex, scope: &Scope) -> Result<Vec<String>> {

@@ -37,6 +37,7 @@ pub fn cases() -> Vec<Case> {
         case!(retrieval_order_and_metadata),
         case!(counters_follow_ingest),
         case!(forward_jobs_queue_claim_retry_and_complete),
+        case!(derive_queue_claim_finish_and_request),
         case!(regional_institutions_are_marked_and_listed),
         case!(users_create_look_up_and_list),
         case!(user_taken_username_is_a_conflict),
@@ -164,6 +165,7 @@ impl Sample {
                 attrs: series_attrs.to_string(),
             },
             forward_to: Vec::new(),
+            derive: false,
             instance: InstanceFields {
                 sop_uid: self.sop.clone(),
                 sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
@@ -658,6 +660,69 @@ async fn forward_jobs_queue_claim_retry_and_complete(index: Arc<dyn Index>) {
     assert!(index.claim_forward_jobs(now + 999_999_999, now + 999_999_999, 10).await.unwrap().is_empty());
     let backlog = index.forward_backlog().await.unwrap();
     assert_eq!((backlog[0].pending, backlog[0].failed), (0, 1));
+}
+
+async fn derive_queue_claim_finish_and_request(index: Arc<dyn Index>) {
+    let inst = institution(&index, "H1").await;
+    let mut wanted = Vec::new();
+    for (i, sop) in ["7.1.1.1", "7.1.1.2", "7.1.1.3"].iter().enumerate() {
+        let mut s = Sample::new(inst.id, "P007", "7.1", "7.1.1", sop);
+        s.instance_number = i as i64 + 1;
+        let mut n = s.build();
+        n.derive = true;
+        commit_one(&index, n).await.unwrap();
+        wanted.push(sop.to_string());
+    }
+    // Not wanted: another modality, never marked.
+    let mut us = Sample::new(inst.id, "P007", "7.1", "7.1.2", "7.1.2.1");
+    us.modality = "US".into();
+    commit_one(&index, us.build()).await.unwrap();
+    let b = index.derive_backlog().await.unwrap();
+    assert_eq!((b.wanted, b.made, b.failed), (3, 0, 0), "{b:?}");
+    assert!(b.oldest_wanted_at.is_some());
+
+    let now = yunying_util::time::now_millis() + 1000;
+    let tasks = index.claim_derive(now, now + 60_000, 2).await.unwrap();
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    assert_eq!(tasks[0].instance.sop_uid, "7.1.1.1");
+    assert_eq!(tasks[0].instance.series_uid, "7.1.1");
+    assert_eq!(tasks[0].attempts, 0);
+    // Leased: the next claim gets only the third.
+    let rest = index.claim_derive(now, now + 60_000, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].instance.sop_uid, "7.1.1.3");
+    assert!(index.claim_derive(now, now + 60_000, 10).await.unwrap().is_empty());
+
+    index.finish_derive(tasks[0].id, &DeriveOutcome::Made).await.unwrap();
+    index
+        .finish_derive(tasks[1].id, &DeriveOutcome::Failed { error: "decoder said no".into(), retry_at: Some(now + 5_000) })
+        .await
+        .unwrap();
+    index.finish_derive(rest[0].id, &DeriveOutcome::NotApplicable).await.unwrap();
+    let b = index.derive_backlog().await.unwrap();
+    assert_eq!((b.wanted, b.made, b.failed), (1, 1, 0), "{b:?}");
+    assert_eq!(b.last_error.as_deref(), Some("decoder said no"));
+    assert!(index.claim_derive(now + 4_000, now + 60_000, 10).await.unwrap().is_empty(), "retry not due");
+    let again = index.claim_derive(now + 5_000, now + 60_000, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    index.finish_derive(again[0].id, &DeriveOutcome::Failed { error: "still no".into(), retry_at: None }).await.unwrap();
+    assert!(index.claim_derive(now + 999_999_999, now + 999_999_999, 10).await.unwrap().is_empty());
+    let b = index.derive_backlog().await.unwrap();
+    assert_eq!((b.wanted, b.made, b.failed), (0, 1, 1), "{b:?}");
+
+    // A rebuild marks every current instance of the modalities in scope again.
+    let n = index.request_derive(None, &["CT".into()], now).await.unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(index.derive_backlog().await.unwrap().wanted, 3);
+    let n = index.request_derive(Some(&Scope::instance("7.1", "7.1.1", "7.1.1.2")), &["CT".into()], now).await.unwrap();
+    assert_eq!(n, 1);
+    let n = index.request_derive(Some(&Scope::study("7.1")), &["US".into(), "CT".into()], now).await.unwrap();
+    assert_eq!(n, 4);
+    assert_eq!(index.request_derive(Some(&Scope::study("7.1")), &[], now).await.unwrap(), 0);
+    let all = index.claim_derive(now + 1, now + 60_000, 10).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert!(all.iter().all(|t| t.attempts == 0));
 }
 
 // --- the directory (migration 5) ------------------------------------------

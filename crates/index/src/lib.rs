@@ -128,6 +128,24 @@ pub trait Index: Send + Sync + 'static {
     /// The backlog per destination.
     async fn forward_backlog(&self) -> Result<Vec<ForwardBacklog>>;
 
+    // --- derived data (streaming copies) ----------------------------------
+
+    /// Claims up to `limit` current instances whose derived copy is wanted
+    /// and due, oldest first, each leased until `lease_until`. Across nodes,
+    /// an instance is claimed by one worker at a time.
+    async fn claim_derive(&self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<DeriveTask>>;
+
+    /// Records how a claimed task ended.
+    async fn finish_derive(&self, id: i64, outcome: &DeriveOutcome) -> Result<()>;
+
+    /// Marks the current instances in `scope` (every one when `None`) whose
+    /// series modality is one of `modalities` as wanting their derived copy
+    /// again, due now; returns how many were marked.
+    async fn request_derive(&self, scope: Option<&Scope>, modalities: &[String], now: i64) -> Result<u64>;
+
+    /// The derive queue's counts.
+    async fn derive_backlog(&self) -> Result<DeriveBacklog>;
+
     /// Totals, for operations and tests.
     async fn counts(&self) -> Result<Counts>;
 

@@ -232,6 +232,10 @@ pub struct NewInstance {
     /// recorded for the master patient (once per kind and value).
     #[serde(default)]
     pub patient_secrets: Vec<crate::PatientSecret>,
+    /// The instance wants a streaming copy (derived frames made in the
+    /// background after ingest): it is marked in the same transaction.
+    #[serde(default)]
+    pub derive: bool,
 }
 
 /// A stored instance version.
@@ -413,6 +417,44 @@ pub struct ForwardJob {
     pub size_bytes: i64,
     /// Attempts made before this one.
     pub attempts: i64,
+}
+
+/// An instance whose derived (streaming) copy is to be made, as claimed by
+/// a derive worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeriveTask {
+    /// The instance row.
+    pub id: i64,
+    pub instance: StoredInstance,
+    /// Attempts made before this one.
+    pub attempts: i64,
+}
+
+/// How a derive task ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeriveOutcome {
+    /// The derived copy is stored.
+    Made,
+    /// The instance has nothing to derive (not an image, colour, a syntax
+    /// without decoder...): it is no longer wanted.
+    NotApplicable,
+    /// Failed: tried again at `retry_at`, or given up when `None`.
+    Failed { error: String, retry_at: Option<i64> },
+}
+
+/// The derive queue at a glance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeriveBacklog {
+    /// Current instances waiting for their derived copy.
+    pub wanted: i64,
+    /// Current instances whose derived copy is made.
+    pub made: i64,
+    /// Current instances given up on.
+    pub failed: i64,
+    /// When the oldest waiting instance was received (unix ms).
+    pub oldest_wanted_at: Option<i64>,
+    /// The most recent error.
+    pub last_error: Option<String>,
 }
 
 /// The forwarding backlog of one destination.
