@@ -1,4 +1,5 @@
-//! Rendered images to JPEG (jpeg-encoder, baseline 8-bit) and PNG (png).
+//! Rendered images to JPEG (jpeg-encoder, baseline 8-bit), PNG (png) and
+//! lossless WebP (image-webp).
 
 use crate::PixelError;
 use crate::render::Rendered;
@@ -36,6 +37,17 @@ pub fn to_png(img: &Rendered) -> Result<Vec<u8>, PixelError> {
         writer.write_image_data(&img.pixels).map_err(err)?;
         writer.finish().map_err(err)?;
     }
+    Ok(out)
+}
+
+/// Lossless WebP, grayscale or RGB.
+pub fn to_webp(img: &Rendered) -> Result<Vec<u8>, PixelError> {
+    use image_webp::{ColorType, WebPEncoder};
+    let mut out = Vec::with_capacity(img.pixels.len() / 2 + 1024);
+    let color = if img.channels == 3 { ColorType::Rgb8 } else { ColorType::L8 };
+    WebPEncoder::new(&mut out)
+        .encode(&img.pixels, img.width, img.height, color)
+        .map_err(|e| PixelError::Malformed(format!("WebP encoding: {e}")))?;
     Ok(out)
 }
 

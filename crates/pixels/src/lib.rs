@@ -14,6 +14,8 @@
 //! - [`render`]: modality LUT → VOI LUT → presentation → 8 bits, palettes,
 //!   resizing to a viewport ([`render()`](render::render)).
 //! - [`encode`]: JPEG and PNG output.
+//! - [`transcode`]: a stored frame to another transfer syntax
+//!   ([`transcode::transcode_frame`]); [`rle_encode`]: RLE Lossless encoding.
 //! - [`native_frame`]: a frame as native samples, the input of every
 //!   encoder ([`NativeFrame`]).
 
@@ -22,9 +24,11 @@ pub mod encode;
 pub mod image_info;
 pub mod native_frame;
 pub mod render;
+pub mod rle_encode;
+pub mod transcode;
 
 pub use decode::{DecodedFrame, Samples, decode_frame, native_bytes};
-pub use encode::{to_jpeg, to_png};
+pub use encode::{to_jpeg, to_png, to_webp};
 pub use image_info::{ImageInfo, PaletteLut, Photometric, VoiFunction};
 pub use native_frame::NativeFrame;
 pub use render::{RenderOptions, Rendered, RgbOrGray8, render};
