@@ -14,11 +14,14 @@
 //! - [`json_dataset`]: DICOM JSON back to a binary data set (C-FIND responses).
 //! - [`reencode`]: native transfer syntax conversion of a data set (implicit ⇄
 //!   explicit little endian, big endian and deflated to little endian).
+//! - [`rewrite`]: a data set rebuilt in another transfer syntax (native or
+//!   encapsulated) around new pixel data, with top-level edits (transcoding).
 //! - [`frames`]: where each frame's bytes lie in the file.
 //! - [`attrs`]: the attributes the catalog indexes, extracted and normalised.
 //! - [`write`](mod@write): a small Part-10 writer (explicit VR little endian) used by the
 //!   synthetic data generator and by tests; also the file meta information
-//!   put in front of a data set received over the network ([`file_meta`]).
+//!   put in front of a data set received over the network ([`file_meta`],
+//!   [`part10`]).
 //! - [`ts`]: transfer syntax facts (encoding, media types).
 //! - [`dict`]: keyword ↔ tag ↔ VR lookups over the standard dictionary.
 
@@ -30,6 +33,7 @@ pub mod json;
 pub mod json_dataset;
 pub mod parse;
 pub mod reencode;
+pub mod rewrite;
 pub mod ts;
 pub mod write;
 
@@ -38,4 +42,5 @@ pub use dicom_dictionary_std::tags;
 pub use json_dataset::{JsonDatasetError, encode_json_dataset};
 pub use parse::{DataSet, Element, ParseError, ParseOptions, ParsedObject, Value, parse_part10};
 pub use reencode::{ReencodeError, can_reencode, reencode_dataset};
-pub use write::{dataset_offset, file_meta};
+pub use rewrite::{Edits, PixelDataOut, rewrite_dataset};
+pub use write::{dataset_offset, file_meta, part10};

@@ -43,6 +43,9 @@
 //!
 //! An input declared Explicit VR Little Endian whose first element has no
 //! valid VR is read as implicit VR, as [`crate::parse_part10`] does.
+//!
+//! The same walker serves [`crate::rewrite::rewrite_dataset`] (transcoding),
+//! which also edits top-level attributes and replaces the pixel data.
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -52,6 +55,7 @@ use dicom_core::{Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
 
 use crate::parse::{ParseError, ParseOptions, TagDisplay, implicit_vr};
+use crate::rewrite::{Entry, Plan, Planned, order};
 use crate::ts::{self, Encoding};
 use crate::write::{deflate, header, long_length, put_tag, put_u32, swap_for};
 
@@ -72,6 +76,10 @@ pub enum ReencodeError {
     Malformed(#[from] ParseError),
     #[error("converted {tag} is longer than a 32-bit length holds")]
     TooLong { tag: TagDisplay },
+    /// The edits asked of [`crate::rewrite::rewrite_dataset`] cannot be made
+    /// (a tag named twice, a meta or item tag, a sequence value...).
+    #[error("invalid edit: {0}")]
+    InvalidEdit(String),
 }
 
 /// Offsets in errors are in the (inflated) input.
@@ -114,6 +122,20 @@ pub fn reencode_dataset_with(bytes: &[u8], from_ts: &str, to_ts: &str, opts: &Pa
         };
         return Err(ReencodeError::Unsupported(format!("{from_ts} to {to_ts}: {why}")));
     }
+    convert(bytes, from_ts, to_ts, &Plan::conversion(), opts)
+}
+
+/// The engine of [`reencode_dataset`] and [`crate::rewrite::rewrite_dataset`]:
+/// inflates, picks the input and output encodings, walks the data set with
+/// the top-level edits of `plan` (none for a plain conversion), deflates.
+/// The caller has checked that `to_ts` is one we write (little endian).
+pub(crate) fn convert(
+    bytes: &[u8],
+    from_ts: &str,
+    to_ts: &str,
+    plan: &Plan<'_>,
+    opts: &ParseOptions,
+) -> Result<Vec<u8>> {
     let inflated;
     let (input, mut in_enc): (&[u8], Encoding) = if from_ts == ts::DEFLATED_EXPLICIT_VR_LE {
         inflated = inflate(bytes, opts.max_inflated)?;
@@ -125,13 +147,27 @@ pub fn reencode_dataset_with(bytes: &[u8], from_ts: &str, to_ts: &str, opts: &Pa
         in_enc = Encoding::IMPLICIT_LE;
     }
     let out_enc = if to_ts == ts::IMPLICIT_VR_LE { Encoding::IMPLICIT_LE } else { Encoding::EXPLICIT_LE };
-    let plain: Cow<'_, [u8]> = if in_enc == out_enc {
+    // Between native syntaxes of the same encoding with nothing to change
+    // (explicit LE and deflated), the bytes are already right.
+    let as_is = in_enc == out_enc && plan.entries.is_empty() && ts::is_native(from_ts) && ts::is_native(to_ts);
+    let plain: Cow<'_, [u8]> = if as_is {
         Cow::Borrowed(input)
     } else {
-        let mut out = Vec::with_capacity(input.len() + input.len() / 8);
+        let mut out = Vec::with_capacity(input.len() + input.len() / 8 + plan.added_bytes());
         let zero_tail = input.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        let mut w = Walker { buf: input, pos: 0, limit: input.len(), zero_tail, opts, elements: 0, pixel_rep: 0 };
+        let mut w = Walker {
+            buf: input,
+            pos: 0,
+            limit: input.len(),
+            zero_tail,
+            opts,
+            elements: 0,
+            pixel_rep: 0,
+            plan,
+            next: 0,
+        };
         w.dataset(false, 0, in_enc, out_enc, &mut out)?;
+        w.edits_before(None, out_enc, &mut out)?;
         Cow::Owned(out)
     };
     Ok(if to_ts == ts::DEFLATED_EXPLICIT_VR_LE { deflate(&plain) } else { plain.into_owned() })
@@ -170,8 +206,13 @@ struct Walker<'a> {
     zero_tail: usize,
     opts: &'a ParseOptions,
     elements: usize,
-    /// Pixel Representation (0028,0103) of the top-level data set, once read.
+    /// Pixel Representation (0028,0103) of the top-level data set, once
+    /// read (or written by an edit).
     pixel_rep: u16,
+    /// Top-level edits, sorted by tag, and what may be copied.
+    plan: &'a Plan<'a>,
+    /// The first entry of `plan.entries` not yet reached.
+    next: usize,
 }
 
 impl<'a> Walker<'a> {
@@ -272,7 +313,181 @@ impl<'a> Walker<'a> {
                     offset: start as u64,
                 }));
             }
+            if depth == 0 && !self.edits_before(Some(tag), outp, out)? {
+                self.skip_element(tag, start, depth, inp)?;
+                continue;
+            }
             self.element(tag, start, depth, inp, outp, out)?;
+        }
+    }
+
+    /// Applies the top-level edits due before an input element `tag` (all
+    /// that remain when `None`, at the end): writes the entries whose tags
+    /// sort before it, and says whether the input element is kept (false when
+    /// an entry replaces or removes it; an entry written earlier because the
+    /// input is out of order still replaces it, so no tag is written twice).
+    fn edits_before(&mut self, tag: Option<Tag>, outp: Encoding, out: &mut Vec<u8>) -> Result<bool> {
+        let plan = self.plan;
+        let entries = &plan.entries;
+        let key = tag.map_or(u32::MAX as u64 + 1, |t| order(t) as u64);
+        while let Some(e) = entries.get(self.next)
+            && (order(e.tag) as u64) < key
+        {
+            self.write_entry(e, outp, out);
+            self.next += 1;
+        }
+        let Some(tag) = tag else { return Ok(true) };
+        match entries.binary_search_by_key(&order(tag), |e| order(e.tag)) {
+            Ok(i) => {
+                if i == self.next {
+                    self.write_entry(&entries[i], outp, out);
+                    self.next += 1;
+                }
+                Ok(false)
+            }
+            Err(_) => Ok(true),
+        }
+    }
+
+    fn write_entry(&mut self, e: &Planned<'_>, outp: Encoding, out: &mut Vec<u8>) {
+        if let Entry::Set { value, .. } = &e.what
+            && e.tag == PIXEL_REPRESENTATION
+            && value.len() >= 2
+        {
+            self.pixel_rep = u16::from_le_bytes([value[0], value[1]]);
+        }
+        crate::rewrite::write_entry(e, outp, out);
+    }
+
+    /// Reads an element header after its tag: the explicit VR (`None` in
+    /// implicit VR) and the declared length.
+    fn read_header(&mut self, tag: Tag, start: usize, inp: Encoding) -> Result<(Option<VR>, u32)> {
+        let be = inp.big_endian;
+        if !inp.explicit_vr {
+            return Ok((None, self.u32(be)?));
+        }
+        let b = self.take(2)?;
+        let vb = [b[0], b[1]];
+        let vr = match VR::from_binary(vb) {
+            Some(vr) => vr,
+            // Two spaces or NULs: some writers emit them for UN.
+            None if vb == [b' ', b' '] || vb == [0, 0] => VR::UN,
+            None => {
+                return Err(ReencodeError::Malformed(ParseError::BadVr {
+                    tag: TagDisplay(tag),
+                    bytes: vb,
+                    offset: start as u64,
+                }));
+            }
+        };
+        let len = if long_length(vr) {
+            self.take(2)?;
+            self.u32(be)?
+        } else {
+            self.u16(be)? as u32
+        };
+        Ok((Some(vr), len))
+    }
+
+    /// Passes over one element whose tag has been read, writing nothing:
+    /// defined lengths are checked and jumped, undefined-length sequences and
+    /// encapsulated pixel data walked to their delimiters (bounded as the
+    /// conversion is). Whatever they hold is not refused: it is not copied.
+    fn skip_element(&mut self, tag: Tag, start: usize, depth: u32, inp: Encoding) -> Result<()> {
+        self.count()?;
+        let (explicit, len) = self.read_header(tag, start, inp)?;
+        if len != UNDEFINED {
+            let n = self.check_len(tag, len, start)?;
+            self.take(n)?;
+            return Ok(());
+        }
+        let vr = explicit.unwrap_or_else(|| implicit_vr(tag));
+        if encapsulated(tag, vr, depth) {
+            self.skip_fragments(tag)
+        } else if explicit == Some(VR::UN) {
+            self.skip_items(depth, Encoding::IMPLICIT_LE)
+        } else if vr == VR::SQ || explicit.is_none() {
+            self.skip_items(depth, inp)
+        } else {
+            Err(ReencodeError::Malformed(ParseError::UndefinedLength {
+                tag: TagDisplay(tag),
+                vr: vr.to_string(),
+                offset: start as u64,
+            }))
+        }
+    }
+
+    /// Passes over the items of an undefined-length sequence, its delimiter included.
+    fn skip_items(&mut self, depth: u32, enc: Encoding) -> Result<()> {
+        if depth + 1 > self.opts.max_depth {
+            return Err(ReencodeError::Malformed(ParseError::TooDeep(self.opts.max_depth)));
+        }
+        loop {
+            let at = self.pos;
+            let tag = self.tag(enc.big_endian)?;
+            let len = self.u32(enc.big_endian)?;
+            if tag == SEQUENCE_DELIMITATION {
+                return Ok(());
+            }
+            if tag != ITEM {
+                return Err(ReencodeError::Malformed(ParseError::ExpectedItem {
+                    tag: TagDisplay(tag),
+                    offset: at as u64,
+                }));
+            }
+            self.count()?;
+            if len == UNDEFINED {
+                // The elements of the item, up to its delimiter.
+                loop {
+                    let start = self.pos;
+                    let t = self.tag(enc.big_endian)?;
+                    if t == ITEM_DELIMITATION {
+                        self.take(4)?;
+                        break;
+                    }
+                    if t == ITEM || t == SEQUENCE_DELIMITATION {
+                        return Err(ReencodeError::Malformed(ParseError::ExpectedItem {
+                            tag: TagDisplay(t),
+                            offset: start as u64,
+                        }));
+                    }
+                    self.skip_element(t, start, depth + 1, enc)?;
+                }
+            } else {
+                let n = self.check_len(tag, len, at)?;
+                self.take(n)?;
+            }
+        }
+    }
+
+    /// Passes over encapsulated pixel data after its header: the items (basic
+    /// offset table, fragments: all of defined length) and the sequence
+    /// delimiter.
+    fn skip_fragments(&mut self, tag: Tag) -> Result<()> {
+        loop {
+            let at = self.pos;
+            let itag = self.tag(false)?;
+            let len = self.u32(false)?;
+            if itag == SEQUENCE_DELIMITATION {
+                return Ok(());
+            }
+            if itag != ITEM {
+                return Err(ReencodeError::Malformed(ParseError::ExpectedItem {
+                    tag: TagDisplay(itag),
+                    offset: at as u64,
+                }));
+            }
+            self.count()?;
+            if len == UNDEFINED {
+                return Err(ReencodeError::Malformed(ParseError::LengthExceedsInput {
+                    tag: TagDisplay(tag),
+                    declared: len as u64,
+                    available: self.limit.saturating_sub(self.pos) as u64,
+                    offset: at as u64,
+                }));
+            }
+            let n = self.check_len(tag, len, at)?;
+            self.take(n)?;
         }
     }
 
@@ -288,31 +503,7 @@ impl<'a> Walker<'a> {
     ) -> Result<()> {
         self.count()?;
         let be = inp.big_endian;
-        let (explicit, len) = if inp.explicit_vr {
-            let b = self.take(2)?;
-            let vb = [b[0], b[1]];
-            let vr = match VR::from_binary(vb) {
-                Some(vr) => vr,
-                // Two spaces or NULs: some writers emit them for UN.
-                None if vb == [b' ', b' '] || vb == [0, 0] => VR::UN,
-                None => {
-                    return Err(ReencodeError::Malformed(ParseError::BadVr {
-                        tag: TagDisplay(tag),
-                        bytes: vb,
-                        offset: start as u64,
-                    }));
-                }
-            };
-            let len = if long_length(vr) {
-                self.take(2)?;
-                self.u32(be)?
-            } else {
-                self.u16(be)? as u32
-            };
-            (Some(vr), len)
-        } else {
-            (None, self.u32(be)?)
-        };
+        let (explicit, len) = self.read_header(tag, start, inp)?;
         let in_vr = match explicit {
             Some(vr) => vr,
             None => self.vr_for_implicit(tag),
@@ -320,11 +511,20 @@ impl<'a> Walker<'a> {
         let group_length = tag.1 == 0x0000;
 
         if len == UNDEFINED {
-            if tag == PIXEL_DATA || (matches!(in_vr, VR::OB | VR::OW) && (tag.0 == 0x7FE0 || depth > 0)) {
-                return Err(ReencodeError::Unsupported(format!(
-                    "{} holds encapsulated pixel data, which only its own transfer syntax carries",
-                    TagDisplay(tag)
-                )));
+            if encapsulated(tag, in_vr, depth) {
+                if !self.plan.keep_encapsulated || be {
+                    return Err(ReencodeError::Unsupported(format!(
+                        "{} holds encapsulated pixel data, which only its own transfer syntax carries",
+                        TagDisplay(tag)
+                    )));
+                }
+                // Same syntax: the items are copied as they are (little
+                // endian, like the header around them).
+                header(out, tag, explicit.unwrap_or(VR::OB), UNDEFINED, outp);
+                let from = self.pos;
+                self.skip_fragments(tag)?;
+                out.extend_from_slice(&self.buf[from..self.pos]);
+                return Ok(());
             }
             // An undefined-length UN holds implicit VR little endian items,
             // copied as they are; anything else undefined is a sequence.
@@ -366,6 +566,20 @@ impl<'a> Walker<'a> {
             return Ok(());
         }
 
+        if depth == 0 && tag.0 == 0x7FE0 {
+            let refused = match tag.1 {
+                0x0010 if !self.plan.native_pixel_data_ok => {
+                    "native pixel data, which an encapsulated transfer syntax does not carry (give the encoded frames)"
+                }
+                0x0008 | 0x0009 if !self.plan.float_pixel_data_ok => {
+                    "float pixel data, which is neither encapsulated nor kept next to new pixel data"
+                }
+                _ => "",
+            };
+            if !refused.is_empty() {
+                return Err(ReencodeError::Unsupported(format!("{} holds {refused}", TagDisplay(tag))));
+            }
+        }
         let value = self.take(n)?;
         if group_length {
             return Ok(());
@@ -440,6 +654,12 @@ impl<'a> Walker<'a> {
             }
         }
     }
+}
+
+/// Whether an undefined-length element is encapsulated pixel data (an icon's
+/// too, inside a sequence) rather than a sequence.
+fn encapsulated(tag: Tag, vr: VR, depth: u32) -> bool {
+    tag == PIXEL_DATA || (matches!(vr, VR::OB | VR::OW) && (tag.0 == 0x7FE0 || depth > 0))
 }
 
 /// Writes the length of what follows `body` into the 4 bytes before it.

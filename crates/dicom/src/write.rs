@@ -262,6 +262,23 @@ pub fn file_meta(sop_class: &str, sop_instance: &str, transfer_syntax: &str, sou
     out
 }
 
+/// A whole Part-10 object: [`file_meta`] (preamble, `DICM`, meta group with
+/// `meta_sop_class`, `sop_instance`, `transfer_syntax` and `source_ae`)
+/// followed by `dataset`, a data set already encoded in `transfer_syntax`
+/// (as [`crate::rewrite::rewrite_dataset`] returns it).
+pub fn part10(
+    meta_sop_class: &str,
+    sop_instance: &str,
+    transfer_syntax: &str,
+    dataset: &[u8],
+    source_ae: Option<&str>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(dataset.len() + 400);
+    write_file_meta(&mut out, meta_sop_class, sop_instance, transfer_syntax, source_ae);
+    out.extend_from_slice(dataset);
+    out
+}
+
 /// Appends preamble, `DICM` and the meta group; shared by [`file_meta`] and
 /// [`ObjectBuilder`].
 fn write_file_meta(
