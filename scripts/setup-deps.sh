@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v cc >/dev/null || need+=(build-essential)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v cmake >/dev/null || need+=(cmake)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v dcmdump >/dev/null || need+=(dcmtk)
 command -v ojph_compress >/dev/null || need+=(openjph-tools)

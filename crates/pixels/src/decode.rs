@@ -1,7 +1,9 @@
 //! One frame's stored bytes to sample values: native pixel data, RLE
-//! Lossless (PS3.5 Annex G, our own decoder) and JPEG (baseline, extended
-//! 8-bit and lossless, through jpeg-decoder) and JPEG 2000 and HTJ2K
-//! (through OpenJPEG 2.5 via the jpeg2k crate).
+//! Lossless (PS3.5 Annex G, our own decoder), JPEG (baseline, extended
+//! 8-bit and lossless through jpeg-decoder; extended 12-bit through our own
+//! decoder, `jpeg_extended`), JPEG-LS lossless and near-lossless
+//! (through CharLS 2.4, [`crate::jpegls`]) and JPEG 2000 and HTJ2K (through
+//! OpenJPEG 2.5 via the jpeg2k crate).
 
 use crate::PixelError;
 use crate::image_info::{ImageInfo, Photometric};
@@ -17,6 +19,8 @@ pub mod ts {
     pub const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
     pub const JPEG_LOSSLESS: &str = "1.2.840.10008.1.2.4.57";
     pub const JPEG_LOSSLESS_SV1: &str = "1.2.840.10008.1.2.4.70";
+    pub const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
+    pub const JPEG_LS_NEAR_LOSSLESS: &str = "1.2.840.10008.1.2.4.81";
     pub const JPEG_2000_LOSSLESS: &str = "1.2.840.10008.1.2.4.90";
     pub const JPEG_2000: &str = "1.2.840.10008.1.2.4.91";
     pub const HTJ2K_LOSSLESS: &str = "1.2.840.10008.1.2.4.201";
@@ -38,6 +42,8 @@ pub fn is_supported(transfer_syntax: &str) -> bool {
             | JPEG_EXTENDED
             | JPEG_LOSSLESS
             | JPEG_LOSSLESS_SV1
+            | JPEG_LS_LOSSLESS
+            | JPEG_LS_NEAR_LOSSLESS
             | JPEG_2000_LOSSLESS
             | JPEG_2000
             | HTJ2K_LOSSLESS
@@ -132,6 +138,7 @@ pub fn decode_frame(
         JPEG_BASELINE | JPEG_EXTENDED | JPEG_LOSSLESS | JPEG_LOSSLESS_SV1 => {
             jpeg(info, frame_bytes)
         }
+        JPEG_LS_LOSSLESS | JPEG_LS_NEAR_LOSSLESS => crate::jpegls::decode(info, frame_bytes),
         JPEG_2000_LOSSLESS | JPEG_2000 | HTJ2K_LOSSLESS | HTJ2K_LOSSLESS_RPCL | HTJ2K => {
             jpeg2000(info, frame_bytes)
         }
@@ -141,7 +148,7 @@ pub fn decode_frame(
 
 /// Masks a raw sample to Bits Stored (after High Bit) and sign-extends it.
 #[inline]
-fn stored(info: &ImageInfo, raw: u32) -> i32 {
+pub(crate) fn stored(info: &ImageInfo, raw: u32) -> i32 {
     let bs = info.bits_stored as u32;
     let shift = info.high_bit as u32 + 1 - bs;
     let v = (raw >> shift) & if bs >= 32 { u32::MAX } else { (1u32 << bs) - 1 };
@@ -353,7 +360,12 @@ fn packbits(src: &[u8], out: &mut [u8]) -> Result<(), String> {
 }
 
 fn jpeg(info: &ImageInfo, bytes: &[u8]) -> Result<DecodedFrame, PixelError> {
-    use jpeg_decoder::{ColorTransform, Decoder, Error, PixelFormat};
+    use jpeg_decoder::{ColorTransform, Decoder, Error, PixelFormat, UnsupportedFeature};
+    // 12-bit DCT frames (JPEG Extended, process 4; progressive 12-bit is
+    // refused there): jpeg-decoder has no 12-bit lossy, our decoder does.
+    if crate::jpeg_extended::frame_kind(bytes).is_some_and(|k| k.is_dct() && k.precision != 8) {
+        return crate::jpeg_extended::decode(info, bytes);
+    }
     let mut dec = Decoder::new(bytes);
     match info.photometric {
         // DICOM says whether the codestream is colour-transformed; the
@@ -364,10 +376,17 @@ fn jpeg(info: &ImageInfo, bytes: &[u8]) -> Result<DecodedFrame, PixelError> {
         }
         _ => {}
     }
-    let pixels = dec.decode().map_err(|e| match e {
-        Error::Unsupported(f) => PixelError::Unsupported(format!("JPEG feature {f:?}")),
-        other => PixelError::Malformed(format!("JPEG: {other}")),
-    })?;
+    let pixels = match dec.decode() {
+        Ok(p) => p,
+        // A precision jpeg-decoder refuses that the routing above missed.
+        Err(Error::Unsupported(UnsupportedFeature::SamplePrecision(_))) => {
+            return crate::jpeg_extended::decode(info, bytes);
+        }
+        Err(Error::Unsupported(f)) => {
+            return Err(PixelError::Unsupported(format!("JPEG feature {f:?}")));
+        }
+        Err(other) => return Err(PixelError::Malformed(format!("JPEG: {other}"))),
+    };
     let meta = dec
         .info()
         .ok_or_else(|| PixelError::Malformed("JPEG without a frame header".into()))?;

@@ -2,15 +2,27 @@
 //! thumbnails: decode a frame, render it to 8 bits the way PS3.3 C.11 and
 //! PS3.18 "rendered" describe, and write JPEG or PNG.
 //!
-//! Everything here is pure Rust (jpeg-decoder, jpeg-encoder, png); the frame
-//! bytes come from the frame index of [`yunying_dicom::frames`], so a frame
-//! is rendered from one ranged read of the stored object.
+//! The codecs are Rust (jpeg-decoder, jpeg-encoder, png, and our own RLE and
+//! 12-bit JPEG decoders) and two C/C++ libraries built from source:
+//! OpenJPEG (JPEG 2000, HTJ2K) and CharLS (JPEG-LS). The frame bytes come
+//! from the frame index of [`yunying_dicom::frames`], so a frame is rendered
+//! from one ranged read of the stored object.
 //!
 //! - [`image_info`]: the Image Pixel, Modality LUT, VOI LUT and palette
 //!   attributes of a data set ([`ImageInfo`]).
-//! - [`decode`]: one frame to stored values or RGB ([`decode_frame`]):
-//!   native (little and big endian, deflated once inflated), RLE Lossless,
-//!   JPEG Baseline, JPEG Lossless (process 14, selection value 1 or any).
+//! - [`decode`]: one frame to stored values or RGB ([`decode_frame`]), for
+//!   these transfer syntaxes:
+//!   - native: implicit and explicit VR little endian, explicit VR big
+//!     endian, deflated explicit VR little endian (once inflated);
+//!   - RLE Lossless (1.2.840.10008.1.2.5);
+//!   - JPEG Baseline (.4.50); JPEG Extended (.4.51), 8-bit through
+//!     jpeg-decoder and 12-bit through our own sequential DCT decoder
+//!     (`jpeg_extended`, whose samples equal IJG's, so DCMTK's);
+//!   - JPEG Lossless, process 14 (.4.57) and selection value 1 (.4.70);
+//!   - JPEG-LS Lossless (.4.80) and Near-Lossless (.4.81), through CharLS
+//!     ([`jpegls`]);
+//!   - JPEG 2000 (.4.90, .4.91) and HTJ2K (.4.201, .4.202, .4.203), through
+//!     OpenJPEG.
 //! - [`render`]: modality LUT → VOI LUT → presentation → 8 bits, palettes,
 //!   resizing to a viewport ([`render()`](render::render)).
 //! - [`encode`]: JPEG and PNG output.
@@ -18,10 +30,14 @@
 //!   ([`transcode::transcode_frame`]); [`rle_encode`]: RLE Lossless encoding.
 //! - [`native_frame`]: a frame as native samples, the input of every
 //!   encoder ([`NativeFrame`]).
+//! - [`jpegls::encode_lossless`]: a [`NativeFrame`] as lossless JPEG-LS, for
+//!   storing or sending frames as 1.2.840.10008.1.2.4.80.
 
 pub mod decode;
 pub mod encode;
 pub mod image_info;
+mod jpeg_extended;
+pub mod jpegls;
 pub mod native_frame;
 pub mod render;
 pub mod rle_encode;
@@ -30,6 +46,7 @@ pub mod transcode;
 pub use decode::{DecodedFrame, Samples, decode_frame, native_bytes};
 pub use encode::{to_jpeg, to_png, to_webp};
 pub use image_info::{ImageInfo, PaletteLut, Photometric, VoiFunction};
+pub use jpegls::encode_lossless as encode_jpegls_lossless;
 pub use native_frame::NativeFrame;
 pub use render::{RenderOptions, Rendered, RgbOrGray8, render};
 
