@@ -16,16 +16,25 @@
 //! - [`encode`]: JPEG and PNG output.
 //! - [`native_frame`]: a frame as native samples, the input of every
 //!   encoder ([`NativeFrame`]).
+//! - [`jpeg2000_encode`]: lossless HTJ2K ([`encode_htj2k`], RPCL with TLM
+//!   and a tile-part per resolution, for .201/.202) and JPEG 2000
+//!   ([`encode_j2k_lossless`], .90, through OpenJPEG); where each
+//!   resolution ends in such a codestream ([`resolution_ends`]).
 
 pub mod decode;
 pub mod encode;
 pub mod image_info;
+pub mod jpeg2000_encode;
 pub mod native_frame;
 pub mod render;
 
 pub use decode::{DecodedFrame, Samples, decode_frame, native_bytes};
 pub use encode::{to_jpeg, to_png};
 pub use image_info::{ImageInfo, PaletteLut, Photometric, VoiFunction};
+pub use jpeg2000_encode::{
+    HtOptions, Progression, ResolutionEnd, TilePart, encode_htj2k, encode_j2k_lossless,
+    resolution_ends, tile_parts,
+};
 pub use native_frame::NativeFrame;
 pub use render::{RenderOptions, Rendered, RgbOrGray8, render};
 
