@@ -32,12 +32,17 @@
 //!   encoder ([`NativeFrame`]).
 //! - [`jpegls::encode_lossless`]: a [`NativeFrame`] as lossless JPEG-LS, for
 //!   storing or sending frames as 1.2.840.10008.1.2.4.80.
+//! - [`jpeg2000_encode`]: lossless HTJ2K ([`encode_htj2k`], RPCL with TLM
+//!   and a tile-part per resolution, for .201/.202) and JPEG 2000
+//!   ([`encode_j2k_lossless`], .90, through OpenJPEG); where each
+//!   resolution ends in such a codestream ([`resolution_ends`]).
 
 pub mod decode;
 pub mod encode;
 pub mod image_info;
 mod jpeg_extended;
 pub mod jpegls;
+pub mod jpeg2000_encode;
 pub mod native_frame;
 pub mod render;
 pub mod rle_encode;
@@ -47,6 +52,10 @@ pub use decode::{DecodedFrame, Samples, decode_frame, native_bytes};
 pub use encode::{to_jpeg, to_png, to_webp};
 pub use image_info::{ImageInfo, PaletteLut, Photometric, VoiFunction};
 pub use jpegls::encode_lossless as encode_jpegls_lossless;
+pub use jpeg2000_encode::{
+    HtOptions, Progression, ResolutionEnd, TilePart, encode_htj2k, encode_j2k_lossless,
+    resolution_ends, tile_parts,
+};
 pub use native_frame::NativeFrame;
 pub use render::{RenderOptions, Rendered, RgbOrGray8, render};
 
