@@ -115,13 +115,27 @@ pub fn locate(obj: &ParsedObject, mut fragment_head: impl FnMut(u64) -> Option<[
             if frame_bits % 8 != 0 {
                 return FrameIndex::Unavailable { reason: "frames are not byte-aligned (1-bit pixel data)".into() };
             }
-            let frame_len = frame_bits / 8;
+            let mut frame_len = frame_bits / 8;
             let fit = (*length / frame_len) as u32;
             let count = frames_declared.min(fit);
             if count == 0 {
                 return FrameIndex::Unavailable { reason: "pixel data is shorter than one frame".into() };
             }
-            let swap = if be && bits >= 16 { (bits / 8) as u8 } else { 0 };
+            let mut swap = if be && bits >= 16 { (bits / 8) as u8 } else { 0 };
+            // 8-bit samples in big-endian OW: the value is 16-bit words, so
+            // sample pairs are swapped. A single frame of odd length takes
+            // its padding byte along (the last sample is in the last word).
+            if be && bits == 8 && pixel.vr == dicom_core::VR::OW {
+                if frame_len % 2 == 1 {
+                    if count > 1 || *length < frame_len + 1 {
+                        return FrameIndex::Unavailable {
+                            reason: "8-bit frames of odd length in big-endian OW straddle 16-bit words".into(),
+                        };
+                    }
+                    frame_len += 1;
+                }
+                swap = 2;
+            }
             FrameIndex::Native { offset: *offset, frame_len, count, swap, inflated }
         }
         Value::Inline(_) => FrameIndex::Unavailable { reason: "pixel data not located".into() },

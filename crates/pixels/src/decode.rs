@@ -3,7 +3,7 @@
 //! 8-bit and lossless through jpeg-decoder; extended 12-bit through our own
 //! decoder, `jpeg_extended`), JPEG-LS lossless and near-lossless
 //! (through CharLS 2.4, [`crate::jpegls`]) and JPEG 2000 and HTJ2K (through
-//! OpenJPEG 2.5 via the jpeg2k crate).
+//! OpenJPEG 2.5, see [`crate::openjpeg_decode`]).
 
 use crate::PixelError;
 use crate::image_info::{ImageInfo, Photometric};
@@ -363,7 +363,15 @@ fn jpeg(info: &ImageInfo, bytes: &[u8]) -> Result<DecodedFrame, PixelError> {
     use jpeg_decoder::{ColorTransform, Decoder, Error, PixelFormat, UnsupportedFeature};
     // 12-bit DCT frames (JPEG Extended, process 4; progressive 12-bit is
     // refused there): jpeg-decoder has no 12-bit lossy, our decoder does.
-    if crate::jpeg_extended::frame_kind(bytes).is_some_and(|k| k.is_dct() && k.precision != 8) {
+    // Sequential 8-bit frames without chroma subsampling go there too: it
+    // computes exactly what DCTMK's (IJG's) decoder does, where
+    // jpeg-decoder's IDCT differs by one here and there and, on pydicom's
+    // SC_jpeg_no_color_transform.dcm, by up to 110 in a few samples.
+    // Subsampled colour stays with jpeg-decoder, whose upsampling
+    // interpolates as IJG's does.
+    if crate::jpeg_extended::frame_kind(bytes)
+        .is_some_and(|k| k.is_dct() && (k.precision != 8 || (k.is_sequential_dct() && !k.subsampled)))
+    {
         return crate::jpeg_extended::decode(info, bytes);
     }
     let mut dec = Decoder::new(bytes);
@@ -446,18 +454,19 @@ fn jpeg(info: &ImageInfo, bytes: &[u8]) -> Result<DecodedFrame, PixelError> {
 /// OpenJPEG in strict mode, so a truncated codestream is an error rather
 /// than a partial image.
 fn jpeg2000(info: &ImageInfo, bytes: &[u8]) -> Result<DecodedFrame, PixelError> {
-    use jpeg2k::{DecodeParameters, Image};
-    let image = Image::from_bytes_with(bytes, DecodeParameters::new().strict(true))
-        .map_err(|e| PixelError::Malformed(format!("JPEG 2000: {e}")))?;
+    // DICOM wants a bare codestream, but some writers (GDCM) put a JP2 file
+    // in the fragment: its colour box would make the decoder convert colours
+    // the Photometric Interpretation already accounts for. Only the
+    // codestream (`jp2c` box) is decoded.
+    let bytes = jp2_codestream(bytes).unwrap_or(bytes);
+    let comps = crate::openjpeg_decode::decode(bytes, crate::openjpeg_decode::DecodeOptions { strict: true, reduce: 0 })?;
     let (rows, columns) = (info.rows, info.columns);
     let n = info.pixels();
-    let comps = image.components();
     for (i, c) in comps.iter().enumerate() {
-        if c.width() != columns as u32 || c.height() != rows as u32 || c.data().len() != n {
+        if c.width != columns as u32 || c.height != rows as u32 || c.data.len() != n {
             return Err(PixelError::Malformed(format!(
                 "JPEG 2000 component {i} is {}x{}, the attributes say {columns}x{rows}",
-                c.width(),
-                c.height()
+                c.width, c.height
             )));
         }
     }
@@ -468,10 +477,10 @@ fn jpeg2000(info: &ImageInfo, bytes: &[u8]) -> Result<DecodedFrame, PixelError> 
             // codestream says signed. When the codestream's signedness
             // disagrees with Pixel Representation, the attributes rule (as
             // for native data): the bits are reinterpreted.
-            let data = if c.is_signed() == info.signed {
-                c.data().to_vec()
+            let data = if c.signed == info.signed {
+                c.data.clone()
             } else {
-                c.data().iter().map(|&v| stored(info, v as u32)).collect()
+                c.data.iter().map(|&v| stored(info, v as u32)).collect()
             };
             Ok(DecodedFrame {
                 rows,
@@ -483,9 +492,9 @@ fn jpeg2000(info: &ImageInfo, bytes: &[u8]) -> Result<DecodedFrame, PixelError> 
         (3, 3) => {
             let mut out = vec![0u8; n * 3];
             for (s, c) in comps.iter().enumerate() {
-                let prec = c.precision();
-                let offset = if c.is_signed() { 1i64 << (prec - 1) } else { 0 };
-                for (p, &v) in c.data().iter().enumerate() {
+                let prec = c.precision;
+                let offset = if c.signed { 1i64 << (prec - 1) } else { 0 };
+                for (p, &v) in c.data.iter().enumerate() {
                     let v = v as i64 + offset;
                     let v = if prec > 8 { v >> (prec - 8) } else { v };
                     out[p * 3 + s] = v.clamp(0, 255) as u8;
@@ -499,6 +508,37 @@ fn jpeg2000(info: &ImageInfo, bytes: &[u8]) -> Result<DecodedFrame, PixelError> 
             "JPEG 2000 with {c} components for {s} samples per pixel"
         ))),
     }
+}
+
+/// The contiguous codestream box (`jp2c`) of a JP2 file, or `None` when
+/// `bytes` is not a JP2 file (or has no such box).
+fn jp2_codestream(bytes: &[u8]) -> Option<&[u8]> {
+    const SIGNATURE: [u8; 12] = [0, 0, 0, 0x0C, b'j', b'P', b' ', b' ', 0x0D, 0x0A, 0x87, 0x0A];
+    if !bytes.starts_with(&SIGNATURE) {
+        return None;
+    }
+    let mut at = 0usize;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().ok()?) as u64;
+        let kind = &bytes[at + 4..at + 8];
+        let (header, len) = match len {
+            0 => (8, (bytes.len() - at) as u64),
+            1 => {
+                let l = u64::from_be_bytes(bytes.get(at + 8..at + 16)?.try_into().ok()?);
+                (16, l)
+            }
+            l => (8, l),
+        };
+        let end = at.checked_add(usize::try_from(len).ok()?)?.min(bytes.len());
+        if len < header as u64 {
+            return None;
+        }
+        if kind == b"jp2c" {
+            return bytes.get(at + header..end);
+        }
+        at = end;
+    }
+    None
 }
 
 /// A decoded frame as native little-endian pixel data (what Explicit VR
@@ -550,6 +590,16 @@ mod tests {
         assert_eq!(out, [1, 2, 3, 9, 9, 9, 9, 7]);
         let mut long = [0u8; 9];
         assert!(packbits(&src, &mut long).is_err());
+    }
+
+    #[test]
+    fn jp2_files_give_their_codestream() {
+        let mut jp2 = vec![0, 0, 0, 0x0C, b'j', b'P', b' ', b' ', 0x0D, 0x0A, 0x87, 0x0A];
+        jp2.extend_from_slice(&[0, 0, 0, 12, b'f', b't', b'y', b'p', 1, 2, 3, 4]);
+        jp2.extend_from_slice(&[0, 0, 0, 0, b'j', b'p', b'2', b'c', 0xFF, 0x4F, 0xFF, 0x51]);
+        assert_eq!(jp2_codestream(&jp2), Some(&[0xFF, 0x4F, 0xFF, 0x51][..]));
+        assert_eq!(jp2_codestream(&[0xFF, 0x4F, 0xFF, 0x51]), None);
+        assert_eq!(jp2_codestream(&jp2[..20]), None, "truncated");
     }
 
     #[test]

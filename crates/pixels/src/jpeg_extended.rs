@@ -61,12 +61,19 @@ pub(crate) struct FrameKind {
     /// progressive, 0xC3 lossless, ...).
     pub marker: u8,
     pub precision: u8,
+    /// Components differ in sampling factors (chroma subsampled).
+    pub subsampled: bool,
 }
 
 impl FrameKind {
     /// A DCT-based frame (sequential or progressive), not lossless.
     pub fn is_dct(&self) -> bool {
         !matches!(self.marker, 0xC3 | 0xC7 | 0xCB | 0xCF)
+    }
+
+    /// A sequential Huffman DCT frame (baseline or extended).
+    pub fn is_sequential_dct(&self) -> bool {
+        matches!(self.marker, 0xC0 | 0xC1)
     }
 }
 
@@ -89,7 +96,10 @@ pub(crate) fn frame_kind(data: &[u8]) -> Option<FrameKind> {
         match marker {
             0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
                 let precision = *data.get(pos + 2)?;
-                return Some(FrameKind { marker, precision });
+                let ncomp = *data.get(pos + 7)? as usize;
+                let factors: Vec<u8> = (0..ncomp).map(|i| data.get(pos + 8 + 3 * i + 1).copied()).collect::<Option<_>>()?;
+                let subsampled = factors.windows(2).any(|w| w[0] != w[1]);
+                return Some(FrameKind { marker, precision, subsampled });
             }
             0xD0..=0xD7 | 0x01 => {}
             0xD8..=0xDA => return None,
@@ -1622,7 +1632,8 @@ mod tests {
             frame_kind(&out),
             Some(FrameKind {
                 marker: 0xC2,
-                precision: 8
+                precision: 8,
+                subsampled: false
             })
         );
         // The size check runs before anything is allocated.
@@ -1636,7 +1647,8 @@ mod tests {
             frame_kind(&stream),
             Some(FrameKind {
                 marker: 0xC1,
-                precision: 12
+                precision: 12,
+                subsampled: false
             })
         );
         for bad in [

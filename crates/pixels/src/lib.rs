@@ -44,6 +44,7 @@ mod jpeg_extended;
 pub mod jpegls;
 pub mod jpeg2000_encode;
 pub mod native_frame;
+pub mod openjpeg_decode;
 pub mod render;
 pub mod rle_encode;
 pub mod transcode;

@@ -67,6 +67,13 @@ pub fn transcode_frame(info: &ImageInfo, stored: &str, bytes: &[u8], target: &st
 pub fn encode_decoded(info: &ImageInfo, decoded: &DecodedFrame, target: &str) -> Result<Transcoded, PixelError> {
     let (native, colour) = match &decoded.data {
         Samples::Gray(_) => (crate::native_bytes(info, decoded)?, false),
+        // Colour is decoded to 8 bits per sample: deeper colour would lose bits.
+        Samples::Color(_) if info.bits_allocated != 8 => {
+            return Err(PixelError::Unsupported(format!(
+                "transcoding colour with {}-bit samples (decoded to 8 bits, it would lose values)",
+                info.bits_stored
+            )));
+        }
         Samples::Color(rgb) => (rgb.clone(), true),
     };
     let frame = NativeFrame::new(info, decoded, &native)?;
@@ -76,12 +83,9 @@ pub fn encode_decoded(info: &ImageInfo, decoded: &DecodedFrame, target: &str) ->
         EXPLICIT_LE | IMPLICIT_LE => (native.clone(), rgb, None),
         RLE => (crate::rle_encode::encode_rle(&frame)?, rgb, None),
         JPEG_LS_LOSSLESS => (jls_encode(&frame)?, rgb, None),
-        JPEG_2000_LOSSLESS => (j2k_encode(&frame)?, rgb, None),
-        HTJ2K_LOSSLESS | HTJ2K_LOSSLESS_RPCL => {
-            // The encoder applies the reversible colour transform to RGB.
-            let out = htj2k_encode(&frame)?;
-            (out, colour.then_some("YBR_RCT"), None)
-        }
+        // Both JPEG 2000 encoders apply the reversible colour transform to RGB.
+        JPEG_2000_LOSSLESS => (j2k_encode(&frame)?, colour.then_some("YBR_RCT"), None),
+        HTJ2K_LOSSLESS | HTJ2K_LOSSLESS_RPCL => (htj2k_encode(&frame)?, colour.then_some("YBR_RCT"), None),
         JPEG_BASELINE => {
             if frame.bits_allocated != 8 || frame.signed {
                 return Err(PixelError::Unsupported(format!(
@@ -113,12 +117,12 @@ fn jpeg_baseline(frame: &NativeFrame) -> Result<Vec<u8>, PixelError> {
 }
 
 // The encoders of the lossless syntaxes.
-fn jls_encode(_frame: &NativeFrame) -> Result<Vec<u8>, PixelError> {
-    Err(PixelError::Unsupported("JPEG-LS encoding".into()))
+fn jls_encode(frame: &NativeFrame) -> Result<Vec<u8>, PixelError> {
+    crate::jpegls::encode_lossless(frame)
 }
-fn j2k_encode(_frame: &NativeFrame) -> Result<Vec<u8>, PixelError> {
-    Err(PixelError::Unsupported("JPEG 2000 encoding".into()))
+fn j2k_encode(frame: &NativeFrame) -> Result<Vec<u8>, PixelError> {
+    crate::jpeg2000_encode::encode_j2k_lossless(frame)
 }
-fn htj2k_encode(_frame: &NativeFrame) -> Result<Vec<u8>, PixelError> {
-    Err(PixelError::Unsupported("HTJ2K encoding".into()))
+fn htj2k_encode(frame: &NativeFrame) -> Result<Vec<u8>, PixelError> {
+    crate::jpeg2000_encode::encode_htj2k(frame, &crate::jpeg2000_encode::HtOptions::default())
 }

@@ -439,7 +439,7 @@ fn compare(a: &[f64], b: &[f64]) -> (f64, f64) {
 
 #[test]
 fn a_tenth_of_the_codestream_is_a_low_resolution_image() {
-    use jpeg2k::{DecodeParameters, Image};
+    use yunying_pixels::openjpeg_decode::{DecodeOptions, decode};
     for rel in [
         "pydicom-data/693_UNCR.dcm",
         "pydicom-data/eCT_Supplemental.dcm",
@@ -484,13 +484,10 @@ fn a_tenth_of_the_codestream_is_a_low_resolution_image() {
             );
             // The same resolution from the whole codestream: the prefix
             // must give exactly that.
-            let whole = Image::from_bytes_with(
-                &cs,
-                DecodeParameters::new().strict(true).reduce(e.reduce as u32),
-            )
+            let whole = decode(&cs, DecodeOptions { strict: true, reduce: e.reduce as u32 })
             .unwrap();
-            let whole: Vec<f64> = whole.components()[0]
-                .data()
+            let whole: Vec<f64> = whole[0]
+                .data
                 .iter()
                 .map(|&v| v as f64)
                 .collect();
@@ -517,17 +514,12 @@ fn a_tenth_of_the_codestream_is_a_low_resolution_image() {
             // OpenJPEG, not strict, on the raw 10 % prefix: OpenJPEG 2.5
             // refuses a codestream cut inside a tile-part ("Stream too
             // short"), strict or not; reported, not required.
-            match Image::from_bytes_with(
-                prefix,
-                DecodeParameters::new()
-                    .strict(false)
-                    .reduce(e.reduce as u32),
-            ) {
+            match decode(prefix, DecodeOptions { strict: false, reduce: e.reduce as u32 }) {
                 Ok(img) => {
                     report += &check(
                         "OpenJPEG (non-strict) on the 10 % prefix",
-                        img.components()[0]
-                            .data()
+                        img[0]
+                            .data
                             .iter()
                             .map(|&v| v as f64)
                             .collect(),
@@ -541,17 +533,14 @@ fn a_tenth_of_the_codestream_is_a_low_resolution_image() {
             // `resolution_ends` gives a server) and an EOC.
             let mut cut = cs[..e.bytes].to_vec();
             cut.extend_from_slice(&[0xFF, 0xD9]);
-            let img = Image::from_bytes_with(
-                &cut,
-                DecodeParameters::new().strict(true).reduce(e.reduce as u32),
-            )
+            let img = decode(&cut, DecodeOptions { strict: true, reduce: e.reduce as u32 })
             .unwrap_or_else(|err| {
                 panic!("{rel} {label}: OpenJPEG on the resolution prefix: {err}")
             });
             report += &check(
                 "OpenJPEG (strict) on the resolution's bytes + EOC",
-                img.components()[0]
-                    .data()
+                img[0]
+                    .data
                     .iter()
                     .map(|&v| v as f64)
                     .collect(),

@@ -349,3 +349,23 @@ fn htj2k_lossy_decodes_and_renders() {
     assert!(d > 0 && d < 256, "max difference {d}");
     render_frame(&o.info, ts, &cs, &RenderOptions::default()).unwrap();
 }
+
+/// GDCM's JP2-wrapped, multi-tile, six-layer colour frame whose tile-parts
+/// need OpenJPEG's repair: decoded exactly as `opj_decompress` decodes it.
+#[test]
+fn jp2_wrapped_multi_tile_colour_matches_opj_decompress() {
+    let obj = load(&file("pydicom/test_files/GDCMJ2K_TextGBR.dcm"));
+    let frame = decode_frame(&obj.info, &obj.ts, &obj.frames[0]).unwrap();
+    let Samples::Color(ours) = &frame.data else { panic!("colour expected") };
+    let dir = scratch();
+    let j2k = dir.join("gdcm-textgbr.jp2");
+    std::fs::write(&j2k, &obj.frames[0]).unwrap();
+    let ppm = dir.join("gdcm-textgbr.ppm");
+    let out = Command::new("opj_decompress").arg("-i").arg(&j2k).arg("-o").arg(&ppm).output()
+        .unwrap_or_else(|e| panic!("opj_decompress: {e} (is libopenjp2-tools installed?)"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ppm = std::fs::read(&ppm).unwrap();
+    let theirs = &ppm[ppm.len() - ours.len()..];
+    let differing = ours.iter().zip(theirs).filter(|(a, b)| a != b).count();
+    assert_eq!(differing, 0, "{differing} samples differ from opj_decompress");
+}
