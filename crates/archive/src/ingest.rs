@@ -197,7 +197,9 @@ impl Archive {
         // rules ask for), then answer.
         let forward_to = self.forward_destinations(source, &institution, a.modality.as_deref());
         let forwarding = !forward_to.is_empty();
+        let derive = self.wants_derived(a.modality.as_deref(), a.rows.is_some());
         let row = NewInstance {
+            derive,
             patient_secrets: crate::personal_data::seal(&self.settings.keys, &ex.personal),
             forward_to,
             institution_id: institution.id,
@@ -280,6 +282,9 @@ impl Archive {
         );
         if forwarding && status != IngestStatus::Duplicate {
             self.forward_wakeup.notify_one();
+        }
+        if derive && status != IngestStatus::Duplicate {
+            self.derive_wakeup.notify_one();
         }
         // Repeated stores into one study by one sender fold into one record
         // and a count (see `audit`).

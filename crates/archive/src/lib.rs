@@ -18,6 +18,9 @@ pub mod identity;
 mod dimse_services;
 mod error;
 mod forward;
+pub mod derive;
+mod output_cache;
+mod transcode;
 mod ingest;
 pub mod personal_data;
 pub mod keys;
@@ -39,6 +42,8 @@ pub use audit::AuditTrail;
 pub use identity::SecuritySettings;
 pub use dimse_services::{DimsePeer, DimsePolicy, DimseServices};
 pub use forward::ForwardRule;
+pub use derive::DeriveSettings;
+pub use output_cache::CacheStats;
 pub use error::{ArchiveError, IngestError, IngestErrorKind, status};
 pub use yunying_blob::BlobError;
 pub use ingest::{IngestOutcome, IngestSource, IngestStatus};
@@ -72,6 +77,10 @@ pub struct ArchiveSettings {
     pub node: String,
     /// Logins, sessions, lockout, second factor.
     pub security: identity::SecuritySettings,
+    /// The streaming copy made after ingest.
+    pub derive: derive::DeriveSettings,
+    /// Bytes of rendered images and transcoded frames kept in memory.
+    pub output_cache_bytes: usize,
 }
 
 impl ArchiveSettings {
@@ -88,6 +97,8 @@ impl ArchiveSettings {
             keys: Arc::new(yunying_security::Keyring::generate(Default::default())),
             node: "node".into(),
             security: identity::SecuritySettings::default(),
+            derive: derive::DeriveSettings::default(),
+            output_cache_bytes: 256 << 20,
         }
     }
 }
@@ -110,6 +121,10 @@ pub struct Archive {
     institutions_read: std::sync::Mutex<std::time::Instant>,
     /// Wakes the forwarding worker when jobs were queued.
     forward_wakeup: tokio::sync::Notify,
+    /// Wakes the derive worker when instances were marked.
+    derive_wakeup: tokio::sync::Notify,
+    /// Rendered images and transcoded frames, briefly.
+    output_cache: output_cache::OutputCache,
     /// Forwarding destinations found unreachable: until when (unix ms) new
     /// jobs for them wait without another attempt, and why.
     forward_down: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
@@ -144,6 +159,7 @@ impl Archive {
         let committer = committer::Committer::start(index.clone(), settings.commit_batch);
         let institutions = std::sync::RwLock::new(index.institutions().await?);
         let audit = audit::AuditTrail::start(index.clone(), settings.keys.clone(), &settings.node).await?;
+        let output_cache = output_cache::OutputCache::new(settings.output_cache_bytes);
         let archive = Arc::new(Archive {
             index,
             blobs,
@@ -153,6 +169,8 @@ impl Archive {
             institutions,
             institutions_read: std::sync::Mutex::new(std::time::Instant::now()),
             forward_wakeup: tokio::sync::Notify::new(),
+            derive_wakeup: tokio::sync::Notify::new(),
+            output_cache,
             forward_down: std::sync::Mutex::new(std::collections::HashMap::new()),
             audit,
             study_facts_cache: std::sync::Mutex::new(std::collections::HashMap::new()),

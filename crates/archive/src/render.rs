@@ -19,6 +19,8 @@ use crate::{Archive, ArchiveError};
 pub enum ImageFormat {
     Jpeg,
     Png,
+    /// Lossless WebP.
+    Webp,
 }
 
 impl ImageFormat {
@@ -26,6 +28,7 @@ impl ImageFormat {
         match self {
             ImageFormat::Jpeg => "image/jpeg",
             ImageFormat::Png => "image/png",
+            ImageFormat::Webp => "image/webp",
         }
     }
 }
@@ -51,6 +54,19 @@ impl Default for RenderRequest {
 impl Archive {
     /// Frame `frame` (1-based) of an instance, rendered.
     pub async fn render(&self, inst: &StoredInstance, frame: u32, req: &RenderRequest) -> Result<Bytes, ArchiveError> {
+        let key = format!(
+            "r/{}/{frame}/{:?}/{:?}/{:?}/{}",
+            inst.sha256, req.format, req.window, req.viewport, req.quality
+        );
+        if let Some(hit) = self.output_cache.get(&key) {
+            return Ok(hit);
+        }
+        let out = self.render_uncached(inst, frame, req).await?;
+        self.output_cache.put(&key, out.clone());
+        Ok(out)
+    }
+
+    async fn render_uncached(&self, inst: &StoredInstance, frame: u32, req: &RenderRequest) -> Result<Bytes, ArchiveError> {
         let header = self.image_header(inst).await?;
         let data = self.frames(inst, &[frame]).await?.remove(0);
         // Native frames come out little endian whatever the stored syntax
@@ -71,6 +87,7 @@ impl Archive {
             let encoded = match req.format {
                 ImageFormat::Jpeg => yunying_pixels::encode::to_jpeg(&img, req.quality),
                 ImageFormat::Png => yunying_pixels::encode::to_png(&img),
+                ImageFormat::Webp => yunying_pixels::encode::to_webp(&img),
             }
             .map_err(|e| ArchiveError::NotAcceptable(format!("cannot encode the rendered image: {e}")))?;
             Ok(Bytes::from(encoded))
@@ -79,38 +96,8 @@ impl Archive {
         .map_err(|e| ArchiveError::Internal(e.to_string()))?
     }
 
-    /// Frames of a compressed instance decompressed to native little-endian
-    /// pixel data (Explicit VR Little Endian frames), for clients that ask
-    /// for them. [`ArchiveError::NotAcceptable`] when the stored syntax
-    /// cannot be decoded here yet or the result would not match the object.
-    pub async fn frames_decompressed(
-        &self,
-        inst: &StoredInstance,
-        numbers: &[u32],
-    ) -> Result<Vec<crate::FrameData>, ArchiveError> {
-        let header = self.image_header(inst).await?;
-        let frames = self.frames(inst, numbers).await?;
-        let ts = inst.transfer_syntax.clone();
-        tokio::task::spawn_blocking(move || {
-            frames
-                .into_iter()
-                .map(|f| {
-                    let decoded = yunying_pixels::decode_frame(&header, &ts, &f.bytes)
-                        .and_then(|d| yunying_pixels::native_bytes(&header, &d))
-                        .map_err(|e| ArchiveError::NotAcceptable(format!("cannot decompress these frames: {e}")))?;
-                    Ok(crate::FrameData {
-                        bytes: Bytes::from(decoded),
-                        transfer_syntax: yunying_dicom::ts::EXPLICIT_VR_LE.to_string(),
-                    })
-                })
-                .collect()
-        })
-        .await
-        .map_err(|e| ArchiveError::Internal(e.to_string()))?
-    }
-
     /// The image attributes of an instance, from its stored header.
-    async fn image_header(&self, inst: &StoredInstance) -> Result<yunying_pixels::ImageInfo, ArchiveError> {
+    pub(crate) async fn image_header(&self, inst: &StoredInstance) -> Result<yunying_pixels::ImageInfo, ArchiveError> {
         let len = inst.size_bytes as u64;
         let opts = self.settings.parse.clone();
         let local = self.blobs.local_path(&inst.blob_key);
