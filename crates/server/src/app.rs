@@ -65,6 +65,8 @@ pub async fn open_archive(settings: &Settings) -> anyhow_like::Result<Arc<Archiv
     a.keys = load_keys(settings)?;
     a.node = settings.security.node.clone();
     a.security = settings.security.rules.clone();
+    a.derive = settings.derive.clone();
+    a.output_cache_bytes = settings.output_cache_bytes;
     Ok(Archive::open(index, blobs, a).await?)
 }
 
@@ -253,6 +255,7 @@ where
     crate::dicom::register_configured(&archive, &settings.dicom).await?;
     crate::dicom::start(dicom_listener, dicom_tls_listener, &settings.dicom, archive.clone());
     crate::dicom::start_forwarding(&archive, &settings.dicom).await?;
+    archive.start_deriving();
     let app = router(&settings, archive.clone(), health.clone());
     let _ = app_tx.send(Some(app));
     health.set_ready(archive.clone());

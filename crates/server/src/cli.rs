@@ -182,6 +182,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The streaming copies (HTJ2K RPCL frames made after ingest): shows the
+    /// queue, or drops and rebuilds them.
+    Derive {
+        #[command(flatten)]
+        common: Common,
+        /// Drops the derived copies (of one study with --study, else all) and
+        /// queues them to be made again by the running server.
+        #[arg(long)]
+        rebuild: bool,
+        /// Only this study.
+        #[arg(long, value_name = "UID", requires = "rebuild")]
+        study: Option<String>,
+        /// Makes the queued copies here, now, and returns when none is left.
+        #[arg(long)]
+        wait: bool,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Checks a DICOM peer with C-ECHO (verification).
     Echo {
         /// The peer, as AE@host:port.
@@ -463,6 +482,38 @@ async fn run(cli: Cli) -> Result<()> {
                         oldest,
                         b.last_error.as_deref().unwrap_or("")
                     );
+                }
+            }
+            Ok(())
+        }
+        Command::Derive { common, rebuild, study, wait, json } => {
+            let settings = Settings::load(
+                common.config.as_deref(),
+                &Overrides { data: common.data, catalog_url: common.catalog_url, ..Default::default() },
+            )?;
+            init_cli_logging();
+            let archive = crate::app::open_archive(&settings).await?;
+            if rebuild {
+                let scope = study.as_deref().map(yunying_index::Scope::study);
+                let (deleted, marked) = archive.rebuild_derived(scope.as_ref()).await?;
+                eprintln!("dropped {deleted} derived frame(s); {marked} instance(s) queued for a new streaming copy");
+            }
+            if wait {
+                let started = Instant::now();
+                while archive.derive_once().await? > 0 {}
+                eprintln!("derive queue empty after {:.1} s", started.elapsed().as_secs_f64());
+            }
+            let b = archive.derive_backlog().await?;
+            if json {
+                println!("{}", serde_json::to_string(&b).unwrap_or_default());
+            } else {
+                let oldest = b
+                    .oldest_wanted_at
+                    .map(|ms| format!(", oldest waiting {:.0} s", (yunying_util::time::now_millis() - ms) as f64 / 1000.0))
+                    .unwrap_or_default();
+                println!("streaming copies: {} made, {} waiting{oldest}, {} failed", b.made, b.wanted, b.failed);
+                if let Some(e) = &b.last_error {
+                    println!("last error: {e}");
                 }
             }
             Ok(())

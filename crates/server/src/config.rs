@@ -163,6 +163,17 @@ login_attempts_per_minute = 60
 # Records are kept at least this long (never less than 180 days).
 retention_days = 180
 
+[pixels]
+# The streaming copy: frames of these modalities are encoded again as HTJ2K
+# lossless with RPCL progression (1.2.840.10008.1.2.4.202) in the background
+# after ingest, so that viewers draw a first image from a few kilobytes.
+# [] turns it off; `yunying derive --rebuild` makes the copies again.
+derive_modalities = ["CT", "MR", "PT", "NM"]
+# Frames encoded at once (default: half the cores, at least one).
+# derive_workers = 1
+# Memory for rendered images and transcoded frames and objects, in MiB.
+output_cache_mib = 256
+
 [log]
 # error, warn, info, debug, trace; or a filter such as "info,yunying_archive=debug".
 level = "info"
@@ -192,6 +203,16 @@ pub struct RawConfig {
     pub security: RawSecurity,
     #[serde(default)]
     pub audit: RawAudit,
+    #[serde(default)]
+    pub pixels: RawPixels,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPixels {
+    pub derive_modalities: Option<Vec<String>>,
+    pub derive_workers: Option<usize>,
+    pub output_cache_mib: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -441,6 +462,10 @@ pub struct Settings {
     pub security: SecurityConfig,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The streaming copy made after ingest.
+    pub derive: yunying_archive::DeriveSettings,
+    /// Memory for rendered and transcoded output.
+    pub output_cache_bytes: usize,
 }
 
 /// Values given on the command line (they win over everything).
@@ -711,6 +736,19 @@ impl Settings {
             .iter()
             .map(|a| a.trim().parse().map_err(|_| ConfigError(format!("server.trusted_proxies: {a:?} is not an IP address"))))
             .collect::<Result<Vec<std::net::IpAddr>, ConfigError>>()?;
+        let mut derive = yunying_archive::DeriveSettings::default();
+        if let Some(m) = raw.pixels.derive_modalities {
+            for x in &m {
+                if x.is_empty() || x.len() > 16 || !x.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(ConfigError(format!("pixels.derive_modalities: {x:?} is not a modality code")));
+                }
+            }
+            derive.modalities = m.into_iter().map(|x| x.to_ascii_uppercase()).collect();
+        }
+        if let Some(w) = raw.pixels.derive_workers {
+            derive.workers = w.clamp(1, 64);
+        }
+        let output_cache_bytes = raw.pixels.output_cache_mib.unwrap_or(256).min(64 * 1024) << 20;
         let log_format = raw.log.format.unwrap_or_else(|| "text".into());
         if log_format != "text" && log_format != "json" {
             return Err(ConfigError(format!("log.format {log_format:?} must be \"text\" or \"json\"")));
@@ -734,6 +772,8 @@ impl Settings {
             http_tls: raw.server.tls,
             security,
             trusted_proxies,
+            derive,
+            output_cache_bytes,
         })
     }
 

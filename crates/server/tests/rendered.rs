@@ -81,8 +81,7 @@ async fn rendered_images_match_dcmtk_and_wado_uri_serves_them() {
     .iter()
     .map(|f| data.join(f))
     .collect();
-    // A JPEG-LS object (not decoded here yet), made by DCMTK from the CT with
-    // its own SOP Instance UID.
+    // A JPEG-LS object, made by DCMTK from the CT with its own SOP Instance UID.
     let made = tempfile::tempdir().unwrap();
     let jls = made.path().join("ct_jls.dcm");
     assert!(Command::new("dcmcjpls").arg("+ua").arg(&files[0]).arg(&jls).status().unwrap().success());
@@ -151,7 +150,7 @@ async fn rendered_images_match_dcmtk_and_wado_uri_serves_them() {
     // As stored, they stay RLE; JPEG 2000 cannot be decompressed here yet.
     let r = c.get(url(rle, "frames/5")).header("Accept", "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*").send().await.unwrap();
     assert!(r.headers()["content-type"].to_str().unwrap().contains("1.2.840.10008.1.2.5"));
-    // JPEG 2000 is decoded too (OpenJPEG); JPEG-LS not yet.
+    // JPEG 2000 is decoded too (OpenJPEG), and JPEG-LS (CharLS).
     let native_le = "multipart/related; type=\"application/octet-stream\"; transfer-syntax=1.2.840.10008.1.2.1";
     let r = c.get(url(&files[3], "frames/1")).header("Accept", native_le).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "JPEG 2000 decompressed");
@@ -159,7 +158,10 @@ async fn rendered_images_match_dcmtk_and_wado_uri_serves_them() {
     let parts = yunying_test_support::multipart_parts(&ct_header, &r.bytes().await.unwrap());
     assert_eq!(parts[0].len(), 1024 * 256 * 2, "1024x256, 16-bit");
     let r = c.get(url(&files[4], "frames/1")).header("Accept", native_le).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_ACCEPTABLE, "JPEG-LS");
+    assert_eq!(r.status(), StatusCode::OK, "JPEG-LS decompressed");
+    let ct_header = r.headers()["content-type"].to_str().unwrap().to_string();
+    let parts = yunying_test_support::multipart_parts(&ct_header, &r.bytes().await.unwrap());
+    assert_eq!(parts[0].len(), 128 * 128 * 2, "128x128, 16-bit");
 
     // Thumbnails fit 128x128 at every level.
     let (st, se, _) = uids(ct);
@@ -173,14 +175,22 @@ async fn rendered_images_match_dcmtk_and_wado_uri_serves_them() {
     let (w, h, _) = decode_png(&r.bytes().await.unwrap());
     assert!(w <= 64 && h <= 64, "viewport: {w}x{h}");
 
-    // Bad parameters, unknown media types, and syntaxes not decoded yet.
+    // Bad parameters and unknown media types.
     assert_eq!(c.get(format!("{}?window=40", url(ct, "rendered"))).send().await.unwrap().status(), StatusCode::BAD_REQUEST);
     assert_eq!(c.get(url(ct, "rendered")).header("Accept", "image/gif").send().await.unwrap().status(), StatusCode::NOT_ACCEPTABLE);
     let r = c.get(url(&files[3], "rendered")).header("Accept", "image/png").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "JPEG 2000 rendered");
     let (w, h, _) = decode_png(&r.bytes().await.unwrap());
     assert_eq!((w, h), (256, 1024));
-    assert_eq!(c.get(url(&files[4], "rendered")).send().await.unwrap().status(), StatusCode::NOT_ACCEPTABLE, "JPEG-LS");
+    let r = c.get(url(&files[4], "rendered")).header("Accept", "image/png").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "JPEG-LS rendered");
+    // dcmj2pnm reads no JPEG-LS: the lossless copy renders as the original does.
+    compare("CT JPEG-LS", &decode_png(&r.bytes().await.unwrap()), &dcmj2pnm(&files[0], &["+Wm"]));
+    // WebP, where the client asks for it.
+    let r = c.get(url(ct, "rendered")).header("Accept", "image/webp").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "image/webp");
+    assert_eq!(&r.bytes().await.unwrap()[..4], b"RIFF");
     // Credentials as everywhere.
     assert_eq!(reqwest::get(url(ct, "rendered")).await.unwrap().status(), StatusCode::UNAUTHORIZED);
 

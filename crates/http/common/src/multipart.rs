@@ -57,6 +57,24 @@ pub fn body(boundary: String, parts: BoxStream<'static, std::io::Result<Part>>) 
     Body::from_stream(stream)
 }
 
+/// A whole one-part body in memory (for byte ranges of a multipart
+/// response: the boundary must then be the same from request to request).
+pub fn one_part(boundary: &str, content_type: &str, content_location: Option<&str>, body: &[u8]) -> Bytes {
+    let p = Part {
+        content_type: content_type.to_string(),
+        content_length: Some(body.len() as u64),
+        content_location: content_location.map(str::to_string),
+        body: stream::empty().boxed(),
+    };
+    let head = part_head(boundary, true, &p);
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let mut out = Vec::with_capacity(head.len() + body.len() + tail.len());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(body);
+    out.extend_from_slice(tail.as_bytes());
+    Bytes::from(out)
+}
+
 /// The `Content-Type` of a multipart/related response.
 pub fn content_type(boundary: &str, part_type: &str, transfer_syntax: Option<&str>) -> String {
     match transfer_syntax {

@@ -4,13 +4,16 @@
 //!   into the archive's ingest road.
 //! - [`qido`]: QIDO-RS at study, series and instance level (every query
 //!   path of the standard), matching through `yunying_index::query`.
-//! - [`rendered`]: rendered and thumbnail resources (JPEG, PNG) and WADO-URI.
+//! - [`rendered`]: rendered and thumbnail resources (JPEG, PNG, WebP) and WADO-URI.
 //! - [`wado`]: WADO-RS retrieval of studies, series, instances, frames,
-//!   bulk data and metadata, served from the byte ranges recorded at ingest.
+//!   bulk data and metadata, served from the byte ranges recorded at ingest,
+//!   as stored or transcoded to the transfer syntax asked for
+//!   (`negotiate`: the content negotiation).
 //!
 //! The conformance statement (`docs/conformance.md`) lists what is
 //! supported and how each status is used.
 
+mod negotiate;
 pub mod qido;
 pub mod rendered;
 pub mod stow;

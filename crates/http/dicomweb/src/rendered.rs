@@ -1,6 +1,6 @@
 //! WADO-RS rendered resources (PS3.18 §10.4.1.1.3, §8.3.5): `/rendered` and
-//! `/thumbnail` of studies, series, instances and frames as JPEG (default)
-//! or PNG, with the `window`, `viewport` and `quality` parameters; and
+//! `/thumbnail` of studies, series, instances and frames as JPEG (default),
+//! PNG or lossless WebP, with the `window`, `viewport` and `quality` parameters; and
 //! WADO-URI (PS3.18 §9) for older HIS links and film printers. Access is
 //! checked and audited like every WADO-RS read. Responses carry an `ETag`
 //! (the stored object's hash and the rendering parameters) and answer
@@ -65,6 +65,7 @@ fn format_from(mt: &str) -> Option<ImageFormat> {
     match mt.trim().split(';').next().unwrap_or("").trim() {
         "image/jpeg" | "image/jpg" | "image/*" | "*/*" => Some(ImageFormat::Jpeg),
         "image/png" => Some(ImageFormat::Png),
+        "image/webp" => Some(ImageFormat::Webp),
         _ => None,
     }
 }
@@ -260,8 +261,8 @@ pub async fn frames<const THUMB: bool>(
 }
 
 /// `GET /wado?requestType=WADO&studyUID=&seriesUID=&objectUID=...` (PS3.18 §9):
-/// `contentType` image/jpeg (default), image/png or application/dicom;
-/// `frameNumber`, `windowCenter` + `windowWidth`, `rows` / `columns`,
+/// `contentType` image/jpeg (default), image/png, image/webp or
+/// application/dicom (as stored, or in `transferSyntax`); `frameNumber`, `windowCenter` + `windowWidth`, `rows` / `columns`,
 /// `imageQuality`.
 pub async fn wado_uri(
     State(dw): State<DicomWeb>,
@@ -283,7 +284,19 @@ pub async fn wado_uri(
     let inst = &found[0];
     let content_type = p.get("contentType").map(String::as_str).unwrap_or("image/jpeg");
     if content_type.starts_with("application/dicom") {
-        let mut r = Response::new(Body::from_stream(dw.archive.open_object(inst).await?));
+        // As stored, unless `transferSyntax` names another syntax.
+        let mut r = match p.get("transferSyntax").filter(|t| **t != inst.transfer_syntax && t.as_str() != "*") {
+            Some(t) => {
+                if !yunying_archive::Archive::can_transcode_object(&inst.transfer_syntax, t) {
+                    return Err(AppError::not_acceptable(format!(
+                        "the object is stored as {} and cannot be given as {t}",
+                        inst.transfer_syntax
+                    )));
+                }
+                Response::new(Body::from(dw.archive.object_in(inst, t).await?))
+            }
+            None => Response::new(Body::from_stream(dw.archive.open_object(inst).await?)),
+        };
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/dicom"));
         return Ok(r);
     }

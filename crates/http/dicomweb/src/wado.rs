@@ -1,9 +1,11 @@
 //! WADO-RS (PS3.18 §10.4): instances, frames, bulk data and metadata.
 //!
-//! Objects are served as stored (original transfer syntax). A request for
-//! another transfer syntax is answered 406 with the stored one named, until
-//! transcoding arrives. Frames come from the byte ranges recorded at ingest.
-//! Single-part responses honour `Range`.
+//! Objects and frames are served as stored, or in the transfer syntax the
+//! client asks for (see [`crate::negotiate`]); frames come from the byte
+//! ranges recorded at ingest, HTJ2K RPCL frames from the streaming copy.
+//! Single-part responses, and multipart responses of one frame, honour
+//! `Range` (206 with `Content-Range`), so that a viewer can read the first
+//! kilobytes of a progressive frame and refine it.
 
 use axum::Extension;
 use yunying_archive::Caller;
@@ -13,97 +15,63 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
-use yunying_archive::FrameData;
-use yunying_dicom::ts;
-use yunying_http_common::accept::{MediaRange, accept_of};
+use yunying_archive::{Archive, FrameData};
+use yunying_http_common::accept::accept_of;
 use yunying_http_common::multipart::{self, Part};
 use yunying_http_common::range::{self, RangeRequest};
 use yunying_http_common::AppError;
 use yunying_index::{Scope, StoredInstance};
 
 use crate::DicomWeb;
-
-/// How instances will be sent.
-#[derive(Debug, PartialEq)]
-enum InstanceFormat {
-    Multipart,
-    Single,
-}
-
-fn ts_name(uid: &str) -> String {
-    ts::known(uid).map(|k| format!("{} ({uid})", k.name)).unwrap_or_else(|| uid.to_string())
-}
-
-/// Chooses how to send instances stored in `stored` transfer syntaxes.
-fn negotiate_instances(accept: &[MediaRange], stored: &[&str], count: usize) -> Result<InstanceFormat, AppError> {
-    let ts_ok = |r: &MediaRange| match r.param("transfer-syntax") {
-        None | Some("*") => true,
-        Some(t) => stored.iter().all(|s| *s == t),
-    };
-    let mut asked = Vec::new();
-    for r in accept {
-        match r.essence.as_str() {
-            "multipart/related" => {
-                let ty = r.param("type").unwrap_or("application/dicom");
-                if ty != "application/dicom" {
-                    asked.push(format!("multipart/related; type={ty}"));
-                    continue;
-                }
-                if ts_ok(r) {
-                    return Ok(InstanceFormat::Multipart);
-                }
-                asked.push(format!("transfer syntax {}", r.param("transfer-syntax").unwrap_or("")));
-            }
-            "application/dicom" => {
-                if count != 1 {
-                    asked.push("application/dicom for several instances".into());
-                    continue;
-                }
-                if ts_ok(r) {
-                    return Ok(InstanceFormat::Single);
-                }
-                asked.push(format!("transfer syntax {}", r.param("transfer-syntax").unwrap_or("")));
-            }
-            "*/*" | "multipart/*" => return Ok(InstanceFormat::Multipart),
-            "application/*" if count == 1 => return Ok(InstanceFormat::Single),
-            other => asked.push(other.to_string()),
-        }
-    }
-    let mut kinds: Vec<String> = stored.iter().map(|s| ts_name(s)).collect();
-    kinds.dedup();
-    Err(AppError::not_acceptable(format!(
-        "cannot serve {} : the objects are stored as {}; transcoding is not available yet, ask for \
-         multipart/related; type=\"application/dicom\"; transfer-syntax=* (or the stored transfer syntax)",
-        asked.join(", "),
-        kinds.join(", ")
-    )))
-}
+use crate::negotiate::{self, FrameFormat};
 
 async fn send_instances(dw: &DicomWeb, headers: &HeaderMap, scope: Scope) -> Result<Response, AppError> {
     let found = dw.archive.stored(&scope).await?;
     let stored: Vec<&str> = found.iter().map(|i| i.transfer_syntax.as_str()).collect();
-    let format = negotiate_instances(&accept_of(headers), &stored, found.len())?;
-    if format == InstanceFormat::Single {
+    let format = negotiate::instances(&accept_of(headers), &stored, Archive::can_transcode_object)?;
+    if !format.multipart {
         let inst = &found[0];
-        let ct = format!("application/dicom; transfer-syntax={}", inst.transfer_syntax);
-        return single_object(dw, headers, inst, &ct).await;
+        return match &format.target {
+            None => {
+                let ct = format!("application/dicom; transfer-syntax={}", inst.transfer_syntax);
+                single_object(dw, headers, inst, &ct).await
+            }
+            Some(target) => {
+                let bytes = dw.archive.object_in(inst, target).await?;
+                Ok(single_bytes(headers, bytes, &format!("application/dicom; transfer-syntax={target}")))
+            }
+        };
     }
     let boundary = multipart::new_boundary();
     let archive = dw.archive.clone();
+    let target = format.target.clone();
     let parts = stream::iter(found).then(move |inst| {
         let archive = archive.clone();
+        let target = target.clone();
         async move {
-            let body = archive.open_object(&inst).await.map_err(|e| std::io::Error::other(e.to_string()))?;
-            Ok(Part {
-                content_type: format!("application/dicom; transfer-syntax={}", inst.transfer_syntax),
-                content_length: Some(inst.size_bytes as u64),
-                content_location: None,
-                body,
-            })
+            let io = |e: yunying_archive::ArchiveError| std::io::Error::other(e.to_string());
+            match target {
+                Some(t) if t != inst.transfer_syntax => {
+                    let bytes = archive.object_in(&inst, &t).await.map_err(io)?;
+                    Ok(Part {
+                        content_type: format!("application/dicom; transfer-syntax={t}"),
+                        content_length: Some(bytes.len() as u64),
+                        content_location: None,
+                        body: stream::once(async move { Ok(bytes) }).boxed(),
+                    })
+                }
+                _ => Ok(Part {
+                    content_type: format!("application/dicom; transfer-syntax={}", inst.transfer_syntax),
+                    content_length: Some(inst.size_bytes as u64),
+                    content_location: None,
+                    body: archive.open_object(&inst).await.map_err(io)?,
+                }),
+            }
         }
     });
     let body = multipart::body(boundary.clone(), parts.boxed());
-    Ok(multipart_response(body, &multipart::content_type(&boundary, "application/dicom", None)))
+    let ts = format.target.as_deref();
+    Ok(multipart_response(body, &multipart::content_type(&boundary, "application/dicom", ts)))
 }
 
 fn multipart_response(body: Body, content_type: &str) -> Response {
@@ -260,97 +228,6 @@ pub async fn instance_metadata(
     metadata(&dw, &headers, Scope::instance(&study, &series, &sop)).await
 }
 
-/// How frames will be sent: multipart or not, the media type and transfer syntax of the parts.
-#[derive(Debug, PartialEq)]
-struct FrameFormat {
-    multipart: bool,
-    media_type: String,
-    transfer_syntax: String,
-    /// Compressed frames decoded to native little endian on the way out.
-    decompress: bool,
-}
-
-fn negotiate_frames(accept: &[MediaRange], stored_ts: &str, count: usize) -> Result<FrameFormat, AppError> {
-    let native = ts::is_native(stored_ts);
-    // Native frames leave as little endian (big endian ones are swapped).
-    let (media, out_ts) = if native {
-        ("application/octet-stream", ts::EXPLICIT_VR_LE.to_string())
-    } else {
-        (ts::frame_media_type(stored_ts), stored_ts.to_string())
-    };
-    let ts_ok = |t: Option<&str>| match t {
-        None => true,
-        Some("*") => true,
-        Some(t) => t == out_ts || (native && ts::is_native(t) && t != ts::DEFLATED_EXPLICIT_VR_LE),
-    };
-    let fits = |ty: &str, t: Option<&str>| -> bool {
-        if ty == "application/octet-stream" {
-            if native {
-                ts_ok(t)
-            } else {
-                // Compressed bytes as octet-stream only when the client takes any syntax.
-                matches!(t, Some("*")) || t == Some(stored_ts)
-            }
-        } else {
-            (ty == media || ty == "*/*" || (ty.ends_with("/*") && media.starts_with(ty.trim_end_matches('*'))))
-                && ts_ok(t)
-        }
-    };
-    for r in accept {
-        let t = r.param("transfer-syntax");
-        match r.essence.as_str() {
-            "multipart/related" => {
-                let ty = r.param("type").unwrap_or("application/octet-stream");
-                if fits(ty, t) {
-                    let media_type = if ty == "application/octet-stream" { "application/octet-stream" } else { media };
-                    return Ok(FrameFormat { multipart: true, media_type: media_type.into(), transfer_syntax: out_ts, decompress: false });
-                }
-            }
-            "*/*" | "multipart/*" => {
-                return Ok(FrameFormat { multipart: true, media_type: media.into(), transfer_syntax: out_ts, decompress: false });
-            }
-            single if count == 1 && fits(single, t) => {
-                let media_type = if single == "application/octet-stream" || single.contains('*') { media } else { single };
-                return Ok(FrameFormat { multipart: false, media_type: media_type.into(), transfer_syntax: out_ts, decompress: false });
-            }
-            _ => {}
-        }
-    }
-    // Compressed frames asked for as native little endian: decoded, when a
-    // decoder exists for the stored syntax.
-    if !native && yunying_pixels::decode::is_supported(stored_ts) {
-        for r in accept {
-            let t = r.param("transfer-syntax");
-            let wants_native = matches!(t, Some(ts::EXPLICIT_VR_LE) | Some(ts::IMPLICIT_VR_LE));
-            let octet = |ty: &str| ty == "application/octet-stream";
-            match r.essence.as_str() {
-                "multipart/related" if octet(r.param("type").unwrap_or("application/octet-stream")) && wants_native => {
-                    return Ok(FrameFormat {
-                        multipart: true,
-                        media_type: "application/octet-stream".into(),
-                        transfer_syntax: ts::EXPLICIT_VR_LE.into(),
-                        decompress: true,
-                    });
-                }
-                single if count == 1 && octet(single) && wants_native => {
-                    return Ok(FrameFormat {
-                        multipart: false,
-                        media_type: "application/octet-stream".into(),
-                        transfer_syntax: ts::EXPLICIT_VR_LE.into(),
-                        decompress: true,
-                    });
-                }
-                _ => {}
-            }
-        }
-    }
-    Err(AppError::not_acceptable(format!(
-        "the frames are stored as {} ({media}) and cannot be decoded here yet: ask for \
-         multipart/related; type=\"{media}\" or type=\"application/octet-stream\"; transfer-syntax=*",
-        ts_name(stored_ts)
-    )))
-}
-
 pub(crate) fn parse_frame_list(s: &str) -> Result<Vec<u32>, AppError> {
     let list: Result<Vec<u32>, _> = s.split(',').map(|f| f.trim().parse::<u32>()).collect();
     match list {
@@ -365,6 +242,16 @@ fn frames_response(headers: &HeaderMap, frames: Vec<FrameData>, f: FrameFormat, 
         let frame = frames.into_iter().next().map(|fd| fd.bytes).unwrap_or_default();
         return single_bytes(headers, frame, &part_type);
     }
+    let ct = |boundary: &str| multipart::content_type(boundary, &f.media_type, Some(&f.transfer_syntax));
+    if frames.len() == 1 && headers.contains_key(header::RANGE) {
+        // A viewer reading a frame in byte ranges: the body must be the
+        // same from one request to the next, boundary included.
+        let frame = &frames[0].bytes;
+        let boundary = format!("yunying-{:016x}", u64::from_be_bytes(sha2_prefix(frame, &part_type)));
+        let loc = format!("{location}/frames/{}", numbers[0]);
+        let body = multipart::one_part(&boundary, &part_type, Some(&loc), frame);
+        return single_bytes(headers, body, &ct(&boundary));
+    }
     let boundary = multipart::new_boundary();
     let loc = location.to_string();
     let nums = numbers.to_vec();
@@ -377,8 +264,29 @@ fn frames_response(headers: &HeaderMap, frames: Vec<FrameData>, f: FrameFormat, 
             body: stream::once(async move { Ok(fd.bytes) }).boxed(),
         })
     }));
-    let ct = multipart::content_type(&boundary, &f.media_type, Some(&f.transfer_syntax));
+    let ct = ct(&boundary);
     multipart_response(multipart::body(boundary, parts.boxed()), &ct)
+}
+
+/// Eight bytes naming a frame's content and type, for a stable boundary.
+fn sha2_prefix(bytes: &[u8], part_type: &str) -> [u8; 8] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(part_type.as_bytes());
+    h.update(bytes);
+    let d = h.finalize();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&d[..8]);
+    out
+}
+
+/// Frames in the negotiated format: as stored, or transcoded.
+async fn frames_for(dw: &DicomWeb, inst: &StoredInstance, numbers: &[u32], f: &FrameFormat) -> Result<Vec<FrameData>, AppError> {
+    Ok(if f.transcode {
+        dw.archive.frames_in(inst, numbers, &f.transfer_syntax).await?
+    } else {
+        dw.archive.frames(inst, numbers).await?
+    })
 }
 
 /// `GET /studies/{study}/series/{series}/instances/{instance}/frames/{list}`
@@ -392,12 +300,10 @@ pub async fn frames(
     let numbers = parse_frame_list(&list)?;
     let found = dw.archive.stored(&Scope::instance(&study, &series, &sop)).await?;
     let inst = &found[0];
-    let format = negotiate_frames(&accept_of(&headers), &inst.transfer_syntax, numbers.len())?;
-    let frames = if format.decompress {
-        dw.archive.frames_decompressed(inst, &numbers).await?
-    } else {
-        dw.archive.frames(inst, &numbers).await?
-    };
+    let format = negotiate::frames(&accept_of(&headers), &inst.transfer_syntax, numbers.len(), |t| {
+        Archive::can_transcode(&inst.transfer_syntax, t)
+    })?;
+    let frames = frames_for(&dw, inst, &numbers, &format).await?;
     let location = format!("{}/studies/{study}/series/{series}/instances/{sop}", dw.base(&headers));
     Ok(frames_response(&headers, frames, format, &location, &numbers))
 }
@@ -436,8 +342,10 @@ pub async fn bulk(
             // Encapsulated pixel data: its bulk data is the frames.
             let count = inst.number_of_frames.unwrap_or(1).max(1) as u32;
             let numbers: Vec<u32> = (1..=count).collect();
-            let format = negotiate_frames(&accept_of(&headers), &inst.transfer_syntax, numbers.len())?;
-            let frames = dw.archive.frames(inst, &numbers).await?;
+            let format = negotiate::frames(&accept_of(&headers), &inst.transfer_syntax, numbers.len(), |t| {
+                Archive::can_transcode(&inst.transfer_syntax, t)
+            })?;
+            let frames = frames_for(&dw, inst, &numbers, &format).await?;
             let location = format!("{}/studies/{study}/series/{series}/instances/{sop}", dw.base(&headers));
             Ok(frames_response(&headers, frames, format, &location, &numbers))
         }
@@ -448,51 +356,10 @@ pub async fn bulk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use yunying_http_common::accept::parse_accept;
 
     #[test]
-    fn instance_negotiation() {
-        let le = ["1.2.840.10008.1.2.1"];
-        assert_eq!(negotiate_instances(&parse_accept(&[]), &le, 3).unwrap(), InstanceFormat::Multipart);
-        let a = parse_accept(&[r#"multipart/related; type="application/dicom"; transfer-syntax=*"#]);
-        assert_eq!(negotiate_instances(&a, &["1.2.840.10008.1.2.4.80"], 1).unwrap(), InstanceFormat::Multipart);
-        let a = parse_accept(&[r#"multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.202"#]);
-        let e = negotiate_instances(&a, &le, 1).unwrap_err();
-        assert_eq!(e.status, StatusCode::NOT_ACCEPTABLE);
-        assert!(e.message.contains("Explicit VR Little Endian"), "{}", e.message);
-        let a = parse_accept(&["application/dicom"]);
-        assert_eq!(negotiate_instances(&a, &le, 1).unwrap(), InstanceFormat::Single);
-        assert!(negotiate_instances(&a, &le, 2).is_err());
-    }
-
-    #[test]
-    fn frame_negotiation() {
-        let cornerstone = parse_accept(&["multipart/related; type=application/octet-stream; transfer-syntax=*"]);
-        let f = negotiate_frames(&cornerstone, "1.2.840.10008.1.2", 1).unwrap();
-        assert_eq!(
-            f,
-            FrameFormat {
-                multipart: true,
-                media_type: "application/octet-stream".into(),
-                transfer_syntax: "1.2.840.10008.1.2.1".into(),
-                decompress: false
-            }
-        );
-        let f = negotiate_frames(&cornerstone, "1.2.840.10008.1.2.4.80", 1).unwrap();
-        assert_eq!(f.transfer_syntax, "1.2.840.10008.1.2.4.80");
-        let plain = parse_accept(&["multipart/related; type=application/octet-stream"]);
-        assert!(negotiate_frames(&plain, "1.2.840.10008.1.2.4.80", 1).is_err(), "compressed frames are not octet-stream");
-        let jls = parse_accept(&[r#"multipart/related; type="image/jls""#]);
-        assert_eq!(negotiate_frames(&jls, "1.2.840.10008.1.2.4.80", 1).unwrap().media_type, "image/jls");
-        let single = parse_accept(&["application/octet-stream"]);
-        assert!(!negotiate_frames(&single, "1.2.840.10008.1.2.1", 1).unwrap().multipart);
-        // Native little endian asked of compressed frames: decoded where a decoder exists.
-        let native = parse_accept(&["multipart/related; type=application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1"]);
-        let f = negotiate_frames(&native, "1.2.840.10008.1.2.5", 1).unwrap();
-        assert!(f.decompress && f.transfer_syntax == "1.2.840.10008.1.2.1");
-        assert!(negotiate_frames(&native, "1.2.840.10008.1.2.4.80", 1).is_err(), "no JPEG-LS decoder yet");
-        assert!(!negotiate_frames(&native, "1.2.840.10008.1.2.1", 1).unwrap().decompress);
-        assert!(parse_frame_list("1,2,3").is_ok());
+    fn frame_lists() {
+        assert_eq!(parse_frame_list("1,2,3").unwrap(), vec![1, 2, 3]);
         assert!(parse_frame_list("0").is_err());
         assert!(parse_frame_list("a").is_err());
     }
