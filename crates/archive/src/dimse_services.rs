@@ -362,6 +362,14 @@ impl Services for DimseServices {
         self.archive.load_dataset(&item.key).await
     }
 
+    fn can_transcode(&self, from: &str, to: &str) -> bool {
+        Archive::can_transcode_object(from, to)
+    }
+
+    async fn transcode(&self, item: &RetrieveItem, _data: Bytes, to: &str) -> Result<Bytes, String> {
+        self.archive.dataset_in(item, to).await
+    }
+
     async fn move_destination(&self, _peer: &DimsePeer, ae_title: &str) -> Option<RemoteAe> {
         let ae = self.archive.index().application_entity(ae_title).await.ok().flatten()?;
         match (ae.host, ae.port) {

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use yunying_dimse::retrieve::Prepared;
 use yunying_dimse::{Requestor, RetrieveItem, associate, status};
 use yunying_index::{ForwardJob, Institution};
 
@@ -175,14 +176,19 @@ impl Archive {
             })
             .collect();
         let req = Requestor::new(our_ae, destination, &format!("{host}:{port}"));
-        let mut assoc = match associate(&req, &yunying_dimse::retrieve::storage_proposals(&items), &[]).await {
+        let proposals = yunying_dimse::retrieve::storage_proposals(&items, &|f, t| Archive::can_transcode_object(f, t));
+        let mut assoc = match associate(&req, &proposals, &[]).await {
             Ok(a) => a,
             Err(e) => return retry_all(format!("cannot associate with {destination}: {e}"), &jobs).await,
         };
         let (mut sent, mut refused) = (0usize, 0usize);
         for (j, item) in jobs.iter().zip(&items) {
             let prepared = match self.load_dataset(&j.blob_key).await {
-                Ok(d) => yunying_dimse::retrieve::prepare_for(&assoc, item, d),
+                Ok(d) => match yunying_dimse::retrieve::prepare_for(&assoc, item, d.clone(), &Archive::can_transcode_object) {
+                    Ok(Prepared::Ready(c, b)) => Ok((c, b)),
+                    Ok(Prepared::Transcode(c, to)) => self.dataset_in(item, &to).await.map(|b| (c, b)),
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             let (ctx, data) = match prepared {

@@ -18,6 +18,14 @@ pub fn original(study: &str, series: &str, sop: &str, sha256_hex: &str) -> Strin
     format!("dicom/{LAYOUT}/{}/{}/{study}/{series}/{sop}.{}.dcm", &h[0..2], &h[2..4], &sha256_hex[..16])
 }
 
+/// Study, series and SOP Instance UIDs named by an original object's key.
+pub fn uids_of(key: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = key.strip_prefix("dicom/v1/")?.split('/');
+    let (_, _, study, series, file) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let sop = file.strip_suffix(".dcm")?.rsplit_once('.')?.0;
+    Some((study, series, sop))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -26,5 +34,7 @@ mod tests {
         assert!(k.starts_with("dicom/v1/"));
         assert!(k.ends_with("/1.2.3/1.2.3.4/1.2.3.4.5.abababababababab.dcm"));
         yunying_blob::validate_key(&k).unwrap();
+        assert_eq!(super::uids_of(&k), Some(("1.2.3", "1.2.3.4", "1.2.3.4.5")));
+        assert_eq!(super::uids_of("derived/v1/x"), None);
     }
 }

@@ -165,6 +165,22 @@ impl Archive {
     }
 }
 
+impl Archive {
+    /// The data set (no file meta) of an instance to send over DICOM in
+    /// transfer syntax `to`, for a receiver that takes none it is stored in.
+    pub async fn dataset_in(&self, item: &yunying_dimse::RetrieveItem, to: &str) -> Result<Bytes, String> {
+        let (study, series, sop) = crate::keys::uids_of(&item.key).ok_or_else(|| format!("unknown object key {}", item.key))?;
+        let found = self.index.stored_instances(&yunying_index::Scope::instance(study, series, sop)).await.map_err(|e| e.to_string())?;
+        let inst = found
+            .into_iter()
+            .find(|i| i.blob_key == item.key)
+            .ok_or_else(|| format!("{sop} is no longer the current version"))?;
+        let file = self.object_in(&inst, to).await.map_err(|e| e.to_string())?;
+        let offset = yunying_dicom::dataset_offset(&file).ok_or("the transcoded object has no data set")?;
+        Ok(file.slice(offset..))
+    }
+}
+
 /// Every frame transcoded, and the attributes that change with them.
 fn pixel_edits(
     header: &yunying_pixels::ImageInfo,

@@ -95,44 +95,67 @@ fn failed_list(uids: &[String], transfer_syntax: &str) -> Vec<u8> {
 }
 
 /// The contexts to propose to send `items`: per SOP class, one context per
-/// compressed syntax stored, and one of native syntaxes.
-pub fn storage_proposals(items: &[RetrieveItem]) -> Vec<Proposal> {
+/// compressed syntax stored, and one of native syntaxes, offered for
+/// compressed instances too when `can(stored, Explicit VR Little Endian)`:
+/// the archive then decodes for a receiver that takes no compressed syntax.
+pub fn storage_proposals(items: &[RetrieveItem], can: &dyn Fn(&str, &str) -> bool) -> Vec<Proposal> {
     let mut out: Vec<Proposal> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for it in items {
         let native = ts::is_native(&it.transfer_syntax);
-        let key = (it.sop_class_uid.clone(), if native { String::new() } else { it.transfer_syntax.clone() });
-        if !seen.insert(key) {
-            continue;
-        }
-        if native {
-            out.push(Proposal::new(&it.sop_class_uid, &[ts::EXPLICIT_VR_LE, ts::IMPLICIT_VR_LE]));
-        } else {
+        if !native && seen.insert((it.sop_class_uid.clone(), it.transfer_syntax.clone())) {
             out.push(Proposal::new(&it.sop_class_uid, &[&it.transfer_syntax]));
         }
-        if out.len() == 128 {
+        let decodable = native || can(&it.transfer_syntax, ts::EXPLICIT_VR_LE);
+        if decodable && seen.insert((it.sop_class_uid.clone(), String::new())) {
+            out.push(Proposal::new(&it.sop_class_uid, &[ts::EXPLICIT_VR_LE, ts::IMPLICIT_VR_LE]));
+        }
+        if out.len() >= 127 {
             break;
         }
     }
     out
 }
 
-/// Chooses the context to send `item` on and prepares its bytes.
-fn prepare(assoc: &Association, item: &RetrieveItem, data: Bytes, need_role: bool) -> Result<(u8, Bytes), String> {
+/// How an item goes out on an association.
+pub enum Prepared {
+    /// On this context, with these bytes.
+    Ready(u8, Bytes),
+    /// On this context, once the archive has transcoded it to this syntax.
+    Transcode(u8, String),
+}
+
+/// Chooses the context to send `item` on and prepares its bytes: as stored,
+/// converted between native syntaxes here, or (when `can(from, to)`) to be
+/// transcoded by the archive.
+fn prepare(
+    assoc: &Association,
+    item: &RetrieveItem,
+    data: Bytes,
+    need_role: bool,
+    can: &dyn Fn(&str, &str) -> bool,
+) -> Result<Prepared, String> {
     let usable = |c: &&crate::assoc::AcceptedContext| {
         c.abstract_syntax == item.sop_class_uid
             && (!need_role || assoc.negotiated().roles.is_empty() || assoc.negotiated().requestor_is_scp(&item.sop_class_uid))
     };
     let contexts: Vec<_> = assoc.negotiated().contexts.iter().filter(usable).collect();
     if let Some(c) = contexts.iter().find(|c| c.transfer_syntax == item.transfer_syntax) {
-        return Ok((c.id, data));
+        return Ok(Prepared::Ready(c.id, data));
     }
     for c in &contexts {
         if yunying_dicom::reencode::can_reencode(&item.transfer_syntax, &c.transfer_syntax) {
             let out = yunying_dicom::reencode::reencode_dataset(&data, &item.transfer_syntax, &c.transfer_syntax)
                 .map_err(|e| format!("cannot convert to {}: {e}", c.transfer_syntax))?;
-            return Ok((c.id, Bytes::from(out)));
+            return Ok(Prepared::Ready(c.id, Bytes::from(out)));
         }
+    }
+    // Explicit little endian first: the archive's decoder output needs no
+    // further conversion there.
+    let mut order: Vec<_> = contexts.iter().collect();
+    order.sort_by_key(|c| c.transfer_syntax != ts::EXPLICIT_VR_LE);
+    if let Some(c) = order.into_iter().find(|c| can(&item.transfer_syntax, &c.transfer_syntax)) {
+        return Ok(Prepared::Transcode(c.id, c.transfer_syntax.clone()));
     }
     if contexts.is_empty() {
         Err(format!("the receiver accepted no presentation context for SOP class {}", item.sop_class_uid))
@@ -144,11 +167,29 @@ fn prepare(assoc: &Association, item: &RetrieveItem, data: Bytes, need_role: boo
     }
 }
 
+/// Has `services` transcode `item` when `prepared` says so.
+async fn ready<S: Services + ?Sized>(
+    services: &S,
+    item: &RetrieveItem,
+    data: Bytes,
+    prepared: Result<Prepared, String>,
+) -> Result<(u8, Bytes), String> {
+    match prepared? {
+        Prepared::Ready(c, b) => Ok((c, b)),
+        Prepared::Transcode(c, to) => Ok((c, services.transcode(item, data, &to).await?)),
+    }
+}
+
 /// Chooses the context to send `item` on (as a C-STORE SCU on an association
-/// we opened) and converts its data set when the receiver needs a native
-/// syntax other than the stored one.
-pub fn prepare_for(assoc: &Association, item: &RetrieveItem, data: Bytes) -> Result<(u8, Bytes), String> {
-    prepare(assoc, item, data, false)
+/// we opened): as stored, converted between native syntaxes here, or to be
+/// transcoded by the caller (when `can(stored, accepted)`).
+pub fn prepare_for(
+    assoc: &Association,
+    item: &RetrieveItem,
+    data: Bytes,
+    can: &dyn Fn(&str, &str) -> bool,
+) -> Result<Prepared, String> {
+    prepare(assoc, item, data, false, can)
 }
 
 /// Loads the items in order, a few ahead of the sender.
@@ -244,7 +285,8 @@ pub(crate) async fn c_move<S: Services>(
     };
     let started = std::time::Instant::now();
     let total = items.len();
-    let mut sub = match scu::associate(&requestor, &storage_proposals(&items), &[]).await {
+    let proposals = storage_proposals(&items, &|f, t| scp.services.can_transcode(f, t));
+    let mut sub = match scu::associate(&requestor, &proposals, &[]).await {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(destination = %dest_ae, address = %requestor.address, error = %e, "C-MOVE destination unreachable");
@@ -272,7 +314,14 @@ pub(crate) async fn c_move<S: Services>(
             break;
         }
         tally.remaining -= 1;
-        match data.and_then(|d| prepare(&sub, &item, d, false)) {
+        let prepared = match data {
+            Ok(d) => {
+                let p = prepare(&sub, &item, d.clone(), false, &|f, t| scp.services.can_transcode(f, t));
+                ready(scp.services.as_ref(), &item, d, p).await
+            }
+            Err(e) => Err(e),
+        };
+        match prepared {
             Err(why) => tally.fail(&item, &why),
             Ok((sctx, bytes)) => {
                 match sub
@@ -333,7 +382,14 @@ pub(crate) async fn c_get<S: Services>(
             break;
         }
         tally.remaining -= 1;
-        match data.and_then(|d| prepare(assoc, &item, d, true)) {
+        let prepared = match data {
+            Ok(d) => {
+                let p = prepare(assoc, &item, d.clone(), true, &|f, t| scp.services.can_transcode(f, t));
+                ready(scp.services.as_ref(), &item, d, p).await
+            }
+            Err(e) => Err(e),
+        };
+        match prepared {
             Err(why) => tally.fail(&item, &why),
             Ok((sctx, bytes)) => {
                 let id = assoc.next_message_id();

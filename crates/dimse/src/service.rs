@@ -134,6 +134,18 @@ pub trait Services: Send + Sync + 'static {
     /// The data set (no file meta) of an instance to send.
     async fn load(&self, item: &RetrieveItem) -> Result<Bytes, String>;
 
+    /// Whether an instance stored in `from` can be sent in `to` by
+    /// [`Services::transcode`] (beyond the native conversions done here).
+    fn can_transcode(&self, _from: &str, _to: &str) -> bool {
+        false
+    }
+
+    /// The data set of an instance in transfer syntax `to`, for a receiver
+    /// that accepted no syntax it could otherwise be sent in.
+    async fn transcode(&self, item: &RetrieveItem, _data: Bytes, to: &str) -> Result<Bytes, String> {
+        Err(format!("cannot convert {} to {to}", item.transfer_syntax))
+    }
+
     /// Where a C-MOVE to this AE title goes, if this peer may send there.
     async fn move_destination(&self, peer: &Self::Peer, ae_title: &str) -> Option<RemoteAe>;
 
