@@ -67,7 +67,8 @@ impl Archive {
     }
 
     async fn render_uncached(&self, inst: &StoredInstance, frame: u32, req: &RenderRequest) -> Result<Bytes, ArchiveError> {
-        let header = self.image_header(inst).await?;
+        // Enhanced multi-frame objects: this frame's rescale and window.
+        let header = self.image_header(inst).await?.for_frame(frame);
         let data = self.frames(inst, &[frame]).await?.remove(0);
         // Native frames come out little endian whatever the stored syntax
         // (big endian swapped, deflated inflated).

@@ -107,6 +107,54 @@ pub struct ImageInfo {
     /// Native pixel data of an explicit big-endian object written as OW:
     /// 8-bit samples are byte-swapped in 16-bit words.
     pub pixel_data_ow: bool,
+    /// Enhanced multi-frame objects: each frame's own Pixel Value
+    /// Transformation and Frame VOI LUT (Per-Frame Functional Groups), in
+    /// frame order; empty otherwise. See [`ImageInfo::for_frame`].
+    pub per_frame: Vec<FrameGroups>,
+}
+
+/// What a functional group item says of a frame's presentation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FrameGroups {
+    /// Rescale Slope and Intercept (Pixel Value Transformation Sequence).
+    pub rescale: Option<(f64, f64)>,
+    /// Window Center and Width (Frame VOI LUT Sequence).
+    pub window: Option<(f64, f64)>,
+    pub voi_function: Option<VoiFunction>,
+}
+
+impl FrameGroups {
+    /// Reads one item of the Shared or Per-Frame Functional Groups Sequence.
+    fn of(item: &DataSet) -> FrameGroups {
+        let first = |tag: Tag| item.items(tag).and_then(|i| i.first());
+        let mut g = FrameGroups::default();
+        if let Some(t) = first(Tag(0x0028, 0x9145)) {
+            let slope = number(t, Tag(0x0028, 0x1053)).filter(|s| *s != 0.0);
+            let intercept = number(t, Tag(0x0028, 0x1052));
+            if slope.is_some() || intercept.is_some() {
+                g.rescale = Some((slope.unwrap_or(1.0), intercept.unwrap_or(0.0)));
+            }
+        }
+        if let Some(v) = first(Tag(0x0028, 0x9132)) {
+            g.window = window_of(v);
+            g.voi_function = v.ascii(Tag(0x0028, 0x1056)).map(|s| VoiFunction::parse(&s));
+        }
+        g
+    }
+}
+
+/// The first value of a decimal string.
+fn number(ds: &DataSet, tag: Tag) -> Option<f64> {
+    ds.ascii(tag)
+        .and_then(|s| s.split('\\').next().and_then(|v| v.trim().parse::<f64>().ok()))
+        .filter(|v| v.is_finite())
+}
+
+fn window_of(ds: &DataSet) -> Option<(f64, f64)> {
+    match (number(ds, Tag(0x0028, 0x1050)), number(ds, Tag(0x0028, 0x1051))) {
+        (Some(c), Some(w)) if w > 0.0 => Some((c, w)),
+        _ => None,
+    }
 }
 
 const ROWS: Tag = Tag(0x0028, 0x0010);
@@ -187,22 +235,29 @@ impl ImageInfo {
                 "Samples per Pixel {samples_per_pixel}"
             )));
         }
-        let number = |tag: Tag| {
-            ds.ascii(tag)
-                .and_then(|s| s.trim().parse::<f64>().ok())
-                .filter(|v| v.is_finite())
+        // Enhanced multi-frame objects say it in their functional groups: the
+        // shared ones stand for every frame, unless the top level says it.
+        let shared = ds
+            .items(Tag(0x5200, 0x9229))
+            .and_then(|i| i.first())
+            .map(FrameGroups::of)
+            .unwrap_or_default();
+        let per_frame: Vec<FrameGroups> = ds
+            .items(Tag(0x5200, 0x9230))
+            .map(|items| items.iter().map(FrameGroups::of).collect())
+            .unwrap_or_default();
+        let (rescale_slope, rescale_intercept) = match (
+            number(ds, Tag(0x0028, 0x1053)).filter(|s| *s != 0.0),
+            number(ds, Tag(0x0028, 0x1052)),
+        ) {
+            (None, None) => shared.rescale.unwrap_or((1.0, 0.0)),
+            (s, i) => (s.unwrap_or(1.0), i.unwrap_or(0.0)),
         };
-        let rescale_slope = number(Tag(0x0028, 0x1053))
-            .filter(|s| *s != 0.0)
-            .unwrap_or(1.0);
-        let rescale_intercept = number(Tag(0x0028, 0x1052)).unwrap_or(0.0);
-        let window = match (number(Tag(0x0028, 0x1050)), number(Tag(0x0028, 0x1051))) {
-            (Some(c), Some(w)) if w > 0.0 => Some((c, w)),
-            _ => None,
-        };
+        let window = window_of(ds).or(shared.window);
         let voi_function = ds
             .ascii(Tag(0x0028, 0x1056))
             .map(|s| VoiFunction::parse(&s))
+            .or(shared.voi_function)
             .unwrap_or_default();
         let palette = if photometric == Photometric::PaletteColor {
             Some(read_palette(ds, be, signed, &mut bulk)?)
@@ -227,7 +282,29 @@ impl ImageInfo {
             voi_function,
             palette,
             pixel_data_ow,
+            per_frame,
         })
+    }
+
+    /// The attributes as frame `n` (1-based) is presented: an enhanced
+    /// multi-frame object's per-frame rescale and window replace the shared
+    /// ones.
+    pub fn for_frame(&self, n: u32) -> ImageInfo {
+        let mut out = self.clone();
+        if let Some(g) = n.checked_sub(1).and_then(|i| self.per_frame.get(i as usize)) {
+            if let Some((slope, intercept)) = g.rescale {
+                out.rescale_slope = slope;
+                out.rescale_intercept = intercept;
+            }
+            if g.window.is_some() {
+                out.window = g.window;
+            }
+            if let Some(f) = g.voi_function {
+                out.voi_function = f;
+            }
+        }
+        out.per_frame = Vec::new();
+        out
     }
 
     /// Number of pixels in a frame.

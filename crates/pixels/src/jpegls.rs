@@ -316,6 +316,7 @@ mod tests {
             voi_function: Default::default(),
             palette: None,
             pixel_data_ow: false,
+            per_frame: Vec::new(),
         }
     }
 

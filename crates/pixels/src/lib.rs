@@ -51,7 +51,7 @@ pub mod transcode;
 
 pub use decode::{DecodedFrame, Samples, decode_frame, native_bytes};
 pub use encode::{to_jpeg, to_png, to_webp};
-pub use image_info::{ImageInfo, PaletteLut, Photometric, VoiFunction};
+pub use image_info::{FrameGroups, ImageInfo, PaletteLut, Photometric, VoiFunction};
 pub use jpegls::encode_lossless as encode_jpegls_lossless;
 pub use jpeg2000_encode::{
     HtOptions, Progression, ResolutionEnd, TilePart, encode_htj2k, encode_j2k_lossless,

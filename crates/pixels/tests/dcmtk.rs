@@ -419,3 +419,27 @@ fn viewport_and_encoders() {
         .unwrap();
     assert_eq!(dec.len(), 53 * 40 * 3);
 }
+
+/// An enhanced CT says its rescale and window in its functional groups
+/// (Shared: Pixel Value Transformation, Frame VOI LUT): read from there,
+/// and rendered as dcmj2pnm renders it, frame by frame.
+#[test]
+fn enhanced_ct_uses_its_functional_groups() {
+    let rel = "pydicom-data/eCT_Supplemental.dcm";
+    let o = load(&file(rel));
+    assert_eq!((o.info.rescale_slope, o.info.rescale_intercept), (1.0, -1024.0));
+    assert_eq!(o.info.window, Some((49.0, 102.0)));
+    assert_eq!(o.info.number_of_frames, 2);
+    for frame in 1..=2 {
+        let f = o.info.for_frame(frame);
+        assert_eq!(f.rescale_intercept, -1024.0, "frame {frame}");
+        // A window in Hounsfield units only fits if the rescale was applied.
+        check_render(rel, frame, Some((40.0, 400.0)), 1);
+        // By default, its own window (dcmj2pnm reads no window from the
+        // functional groups: it is given explicitly there).
+        let ours = render_frame(&f, &o.ts, &o.frames[frame as usize - 1], &RenderOptions::default()).unwrap();
+        let theirs = dcmj2pnm(&file(rel), frame, &["+Ww", "49", "102"]);
+        let (mean, max) = compare(&ours, &theirs);
+        assert!(mean <= 1.0 && max <= 1, "frame {frame}: mean {mean}, max {max}");
+    }
+}
