@@ -1035,7 +1035,6 @@ async fn pull_from_dcmqrscp_by_c_get_is_resumable() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("in");
     let plans = synth(&src, 18, 3, 4);
-    let orig = originals(&src);
     let total: usize = plans.iter().map(|p| p.instance_count()).sum();
     let legacy = legacy_pacs(tmp.path(), None);
     fill_legacy(&legacy, &src);
