@@ -2,8 +2,9 @@
 # Installs what Yunying's build and tests need on a Debian machine, when it
 # is missing: a C toolchain (for the bundled SQLite and OpenJPEG), Python's
 # venv, DCMTK (a reference DICOM toolkit used by the tests), OpenJPH's tools
-# (an independent HTJ2K encoder the pixel tests decode), openssl (test
-# certificates), and the Python packages of the black-box tests in a
+# (an independent HTJ2K encoder the pixel tests decode), OpenJPEG's tools,
+# cmake (CharLS), a CJK font (electronic film text), poppler-utils (the film
+# tests read the PDF), openssl (test certificates), and the Python packages of the black-box tests in a
 # private virtual environment.
 # Safe to run again: it only installs what is absent.
 set -euo pipefail
@@ -17,6 +18,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v dcmdump >/dev/null || need+=(dcmtk)
 command -v ojph_compress >/dev/null || need+=(openjph-tools)
 command -v opj_decompress >/dev/null || need+=(libopenjp2-tools)
+[[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || need+=(fonts-wqy-microhei)
+command -v pdfinfo >/dev/null || need+=(poppler-utils)
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v unzip >/dev/null || need+=(unzip)

@@ -19,6 +19,7 @@ mod dimse_services;
 mod error;
 mod forward;
 pub mod derive;
+pub mod film;
 mod output_cache;
 mod transcode;
 mod ingest;
@@ -81,6 +82,8 @@ pub struct ArchiveSettings {
     pub derive: derive::DeriveSettings,
     /// Bytes of rendered images and transcoded frames kept in memory.
     pub output_cache_bytes: usize,
+    /// The font of film text (a CJK one); `None` looks in the usual places.
+    pub film_font: Option<PathBuf>,
 }
 
 impl ArchiveSettings {
@@ -99,6 +102,7 @@ impl ArchiveSettings {
             security: identity::SecuritySettings::default(),
             derive: derive::DeriveSettings::default(),
             output_cache_bytes: 256 << 20,
+            film_font: None,
         }
     }
 }

@@ -67,6 +67,29 @@ impl Archive {
     }
 
     async fn render_uncached(&self, inst: &StoredInstance, frame: u32, req: &RenderRequest) -> Result<Bytes, ArchiveError> {
+        let img = self.rendered_pixels(inst, frame, req.window, req.viewport).await?;
+        let (format, quality) = (req.format, req.quality);
+        tokio::task::spawn_blocking(move || {
+            let encoded = match format {
+                ImageFormat::Jpeg => yunying_pixels::encode::to_jpeg(&img, quality),
+                ImageFormat::Png => yunying_pixels::encode::to_png(&img),
+                ImageFormat::Webp => yunying_pixels::encode::to_webp(&img),
+            }
+            .map_err(|e| ArchiveError::NotAcceptable(format!("cannot encode the rendered image: {e}")))?;
+            Ok(Bytes::from(encoded))
+        })
+        .await
+        .map_err(|e| ArchiveError::Internal(e.to_string()))?
+    }
+
+    /// Frame `frame` of an instance rendered to 8 bits (not encoded).
+    pub(crate) async fn rendered_pixels(
+        &self,
+        inst: &StoredInstance,
+        frame: u32,
+        window: Option<(f64, f64, VoiFunction)>,
+        viewport: Option<(u32, u32)>,
+    ) -> Result<yunying_pixels::Rendered, ArchiveError> {
         // Enhanced multi-frame objects: this frame's rescale and window.
         let header = self.image_header(inst).await?.for_frame(frame);
         let data = self.frames(inst, &[frame]).await?.remove(0);
@@ -76,22 +99,14 @@ impl Archive {
             "1.2.840.10008.1.2.2" | "1.2.840.10008.1.2.1.99" => "1.2.840.10008.1.2.1".to_string(),
             other => other.to_string(),
         };
-        let req = req.clone();
         tokio::task::spawn_blocking(move || {
-            let opts = RenderOptions { window: req.window, viewport: req.viewport, quality: req.quality };
-            let img = yunying_pixels::render_frame(&header, &ts, &data.bytes, &opts).map_err(|e| match e {
+            let opts = RenderOptions { window, viewport, quality: 90 };
+            yunying_pixels::render_frame(&header, &ts, &data.bytes, &opts).map_err(|e| match e {
                 yunying_pixels::PixelError::Unsupported(m) => {
                     ArchiveError::NotAcceptable(format!("cannot render this object yet: {m}"))
                 }
                 other => ArchiveError::BadRequest(format!("cannot render this object: {other}")),
-            })?;
-            let encoded = match req.format {
-                ImageFormat::Jpeg => yunying_pixels::encode::to_jpeg(&img, req.quality),
-                ImageFormat::Png => yunying_pixels::encode::to_png(&img),
-                ImageFormat::Webp => yunying_pixels::encode::to_webp(&img),
-            }
-            .map_err(|e| ArchiveError::NotAcceptable(format!("cannot encode the rendered image: {e}")))?;
-            Ok(Bytes::from(encoded))
+            })
         })
         .await
         .map_err(|e| ArchiveError::Internal(e.to_string()))?

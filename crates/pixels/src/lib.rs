@@ -28,6 +28,8 @@
 //! - [`encode`]: JPEG and PNG output.
 //! - [`transcode`]: a stored frame to another transfer syntax
 //!   ([`transcode::transcode_frame`]); [`rle_encode`]: RLE Lossless encoding.
+//! - [`film`]: electronic film sheets (a grid of rendered images with
+//!   header text) and their PDF.
 //! - [`native_frame`]: a frame as native samples, the input of every
 //!   encoder ([`NativeFrame`]).
 //! - [`jpegls::encode_lossless`]: a [`NativeFrame`] as lossless JPEG-LS, for
@@ -39,6 +41,7 @@
 
 pub mod decode;
 pub mod encode;
+pub mod film;
 pub mod image_info;
 mod jpeg_extended;
 pub mod jpegls;

@@ -67,6 +67,7 @@ pub async fn open_archive(settings: &Settings) -> anyhow_like::Result<Arc<Archiv
     a.security = settings.security.rules.clone();
     a.derive = settings.derive.clone();
     a.output_cache_bytes = settings.output_cache_bytes;
+    a.film_font = settings.film_font.clone();
     Ok(Archive::open(index, blobs, a).await?)
 }
 

@@ -173,6 +173,10 @@ derive_modalities = ["CT", "MR", "PT", "NM"]
 # derive_workers = 1
 # Memory for rendered images and transcoded frames and objects, in MiB.
 output_cache_mib = 256
+# The font of electronic film text: one with Chinese glyphs. Default: the
+# first found of WenQuanYi Micro/Zen Hei, Noto Sans CJK, Droid Sans Fallback
+# (Debian: apt-get install fonts-wqy-microhei).
+# film_font = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 
 [log]
 # error, warn, info, debug, trace; or a filter such as "info,yunying_archive=debug".
@@ -213,6 +217,7 @@ pub struct RawPixels {
     pub derive_modalities: Option<Vec<String>>,
     pub derive_workers: Option<usize>,
     pub output_cache_mib: Option<usize>,
+    pub film_font: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -466,6 +471,8 @@ pub struct Settings {
     pub derive: yunying_archive::DeriveSettings,
     /// Memory for rendered and transcoded output.
     pub output_cache_bytes: usize,
+    /// The font of electronic film text.
+    pub film_font: Option<PathBuf>,
 }
 
 /// Values given on the command line (they win over everything).
@@ -774,6 +781,7 @@ impl Settings {
             trusted_proxies,
             derive,
             output_cache_bytes,
+            film_font: raw.pixels.film_font,
         })
     }
 

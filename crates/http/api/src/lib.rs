@@ -6,6 +6,7 @@
 //!   credentials.
 //! - [`admin`]: accounts, machine credentials, grants, institutions.
 //! - [`patients`]: finding studies by an identifier held encrypted.
+//! - [`films`]: electronic film of a study's images, stored with the study.
 //! - [`audit`]: searching, exporting (JSON, DICOM PS3.15, FHIR) and verifying
 //!   the audit trail.
 //!
@@ -16,6 +17,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod films;
 pub mod patients;
 
 use std::sync::Arc;
@@ -59,6 +61,7 @@ pub fn router(api: Api, attempts_per_minute: u32) -> Router {
         .route("/api/grants", post(admin::create_grant))
         .route("/api/grants/{id}", axum::routing::delete(admin::revoke_grant))
         .route("/api/patients/search", post(patients::search))
+        .route("/api/studies/{study}/films", post(films::create))
         .route("/api/institutions", get(admin::list_institutions).post(admin::create_institution))
         .route("/api/audit", get(audit::search))
         .route("/api/audit/verify", get(audit::verify))
