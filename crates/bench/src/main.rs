@@ -17,7 +17,12 @@
 //!    parallel associations into another fresh server;
 //! 3. the catalog: a fresh server loaded with 10 000 one-instance studies,
 //!    then 200 sequential requests of each QIDO query (p50, p95), and of each
-//!    study-level C-FIND query on one association (in-process SCU).
+//!    study-level C-FIND query on one association (in-process SCU);
+//! 4. pixels (Yunying on SQLite, and Orthanc where it can): `/rendered` of
+//!    one CT frame as JPEG and PNG, first request and warm; HTJ2K encoding;
+//!    the streaming copy (HTJ2K RPCL) of the series ready after its STOW;
+//!    the bytes of a first view and a `Range` request for them; every frame
+//!    as HTJ2K RPCL (see [`pixels`]).
 //!
 //! The exit code is 0 even when a budget is missed: this is a report. It is
 //! 2 when nothing could be measured.
@@ -25,6 +30,7 @@
 mod data;
 mod dimse;
 mod measure;
+mod pixels;
 mod report;
 mod server;
 
@@ -41,13 +47,14 @@ use server::{Launch, Peer, Product, Server};
 #[derive(Parser, Debug)]
 #[command(
     name = "yunying-bench",
-    about = "Yunying against Orthanc, same run, same data: STOW-RS, WADO-RS, metadata, frames, QIDO, memory"
+    about = "Yunying against Orthanc, same run, same data: STOW-RS, WADO-RS, metadata, frames, QIDO, memory, \
+             DIMSE, C-FIND; rendered images, HTJ2K encoding, streaming copies and first-view bytes"
 )]
 struct Args {
     /// The yunying binary (default: `yunying` next to this binary, i.e. target/release/yunying).
     #[arg(long, value_name = "PATH")]
     yunying: Option<PathBuf>,
-    /// Runs of the series phase, each on fresh servers; medians are reported.
+    /// Runs of the series, DIMSE and pixels phases, each on fresh servers; medians are reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Does not measure Orthanc.
@@ -77,9 +84,15 @@ struct Args {
     /// Skips the DICOM networking phase (storescu, C-MOVE, C-GET) and the C-FIND queries.
     #[arg(long)]
     skip_dimse: bool,
-    /// Runs only the DIMSE measurements (as --skip-series --skip-qido).
+    /// Runs only the DIMSE measurements (as --skip-series --skip-qido --skip-pixels).
     #[arg(long, conflicts_with = "skip_dimse")]
     only_dimse: bool,
+    /// Skips the pixels phase (rendered images, HTJ2K encoding, streaming copy, first view, HTJ2K frames).
+    #[arg(long)]
+    skip_pixels: bool,
+    /// Runs only the pixels phase (as --skip-series --skip-qido --skip-dimse; PostgreSQL is not measured there).
+    #[arg(long, conflicts_with_all = ["skip_pixels", "only_dimse"])]
+    only_pixels: bool,
     /// The Orthanc binary.
     #[arg(long, value_name = "PATH", default_value = "/usr/sbin/Orthanc")]
     orthanc: PathBuf,
@@ -98,6 +111,7 @@ struct Args {
 }
 
 /// Repetitions of each read measurement on one server (after one untimed warm-up).
+/// `FRAMES_REPS` and `FRAME_CONNECTIONS` are also those of the HTJ2K frames.
 const WADO_REPS: usize = 3;
 const METADATA_REPS: usize = 5;
 const QIDO_SERIES_REPS: usize = 5;
@@ -124,6 +138,13 @@ fn main() -> std::process::ExitCode {
     if args.only_dimse {
         args.skip_series = true;
         args.skip_qido = true;
+        args.skip_pixels = true;
+    }
+    if args.only_pixels {
+        args.skip_series = true;
+        args.skip_qido = true;
+        args.skip_dimse = true;
+        args.skip_postgres = true;
     }
     if let Some(url) = &args.pg_url {
         // Read by yunying_index_postgres::testing; set before any thread starts.
@@ -188,6 +209,7 @@ async fn run(args: Args) -> std::process::ExitCode {
         studies: args.studies,
         name_query: NAME_QUERY.into(),
         store_associations: STORE_ASSOCIATIONS,
+        rendered_requests: pixels::RENDERED_REQUESTS,
         ..Default::default()
     };
     let tools = if args.skip_dimse {
@@ -222,7 +244,7 @@ async fn run(args: Args) -> std::process::ExitCode {
 
     // A product that cannot start is reported once and skipped afterwards.
     let mut phase_results = Vec::new();
-    let ct = if !args.skip_series || tools.is_some() {
+    let ct = if !args.skip_series || tools.is_some() || !args.skip_pixels {
         match tokio::task::spawn_blocking({
             let cache = cache.clone();
             let slices = args.slices;
@@ -242,6 +264,7 @@ async fn run(args: Args) -> std::process::ExitCode {
     };
     if let Some(ct) = &ct {
         ctx.series_bytes = ct.total_bytes();
+        (ctx.rows, ctx.columns) = (ct.rows, ct.columns);
         eprintln!(
             "data: study {} series {}: {} files, {:.1} MB",
             ct.study_uid,
@@ -271,6 +294,12 @@ async fn run(args: Args) -> std::process::ExitCode {
             }
         }
         phase_results.push(("series", phase.elapsed()));
+    }
+
+    if let Some(ct) = ct.as_ref().filter(|_| !args.skip_pixels) {
+        let phase = Instant::now();
+        pixels::run(&launch, ct, &products, runs, &mut results).await;
+        phase_results.push(("pixels", phase.elapsed()));
     }
 
     if let (Some(ct), Some(tools)) = (&ct, &tools) {
@@ -396,7 +425,7 @@ async fn run(args: Args) -> std::process::ExitCode {
     println!();
     println!("Yunying benchmark, {date}; {}", machine["summary"].as_str().unwrap_or(""));
     println!(
-        "{yunying_version}; Orthanc {}; series runs: {runs}; medians; each STOW on a fresh server and data directory",
+        "{yunying_version}; Orthanc {}; runs: {runs}; medians; each STOW on a fresh server and data directory",
         orthanc_version.as_deref().unwrap_or("not measured")
     );
     println!();
@@ -430,6 +459,9 @@ async fn run(args: Args) -> std::process::ExitCode {
             "load_batch": LOAD_BATCH, "name_query": NAME_QUERY, "name_matches": ctx.name_matches,
             "dimse": tools.is_some(), "store_associations": STORE_ASSOCIATIONS, "move_reps": MOVE_REPS,
             "get_reps": GET_REPS, "date_range": ctx.date_range, "date_matches": ctx.date_matches,
+            "pixels": !args.skip_pixels, "rendered_requests": pixels::RENDERED_REQUESTS,
+            "encode_reps": pixels::ENCODE_REPS, "derive_poll_ms": pixels::DERIVE_POLL.as_millis() as u64,
+            "first_view_side": pixels::FIRST_VIEW_SIDE,
         });
         j["failures"] = serde_json::json!(failures);
         j["elapsed_s"] = serde_json::json!(elapsed.as_secs_f64());
@@ -523,11 +555,12 @@ async fn series_run(s: &mut Server, ct: &CtSeries, r: &mut Results) {
         Arc::new(ct.files.iter().map(|f| format!("{series_url}/instances/{}/frames/1", f.sop_uid)).collect());
     let clients: Vec<reqwest::Client> = (0..FRAME_CONNECTIONS).map(|_| s.client()).collect();
     let frame_bytes = ct.rows as u64 * ct.columns as u64 * 2;
+    let ask = measure::FrameAsk { accept: measure::FRAMES_AS_STORED, min_bytes: frame_bytes, starts_with: b"" };
     let frames = async {
-        measure::frames(&clients, urls.clone(), frame_bytes).await?; // warm-up
+        measure::frames(&clients, urls.clone(), ask).await?; // warm-up
         let mut v = Vec::new();
         for _ in 0..FRAMES_REPS {
-            let (d, bytes) = measure::frames(&clients, urls.clone(), frame_bytes).await?;
+            let (d, bytes) = measure::frames(&clients, urls.clone(), ask).await?;
             if bytes < frame_bytes * n as u64 {
                 return Err(format!("frames: {bytes} bytes for {n} frames"));
             }

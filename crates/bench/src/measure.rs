@@ -184,12 +184,24 @@ pub async fn get_json_array(client: &reqwest::Client, url: &str) -> Res<(Duratio
     }
 }
 
+/// Frames as stored, in a multipart response.
+pub const FRAMES_AS_STORED: &str = "multipart/related; type=application/octet-stream; transfer-syntax=*";
+
+/// What [`frames`] asks for and what each response must be.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameAsk {
+    pub accept: &'static str,
+    /// At least this many body bytes.
+    pub min_bytes: u64,
+    /// The body starts with these bytes.
+    pub starts_with: &'static [u8],
+}
+
 /// Every frame URL fetched once, one request per frame, over `clients.len()`
 /// connections working in parallel from a shared queue (as a viewer does).
 /// Returns the wall time and the body bytes received; each response must be
-/// 200 with at least `min_frame_bytes` bytes.
-pub async fn frames(clients: &[reqwest::Client], urls: Arc<Vec<String>>, min_frame_bytes: u64) -> Res<(Duration, u64)> {
-    const ACCEPT: &str = "multipart/related; type=application/octet-stream; transfer-syntax=*";
+/// 200 and as `ask` says.
+pub async fn frames(clients: &[reqwest::Client], urls: Arc<Vec<String>>, ask: FrameAsk) -> Res<(Duration, u64)> {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers: Vec<_> = clients
@@ -204,7 +216,7 @@ pub async fn frames(clients: &[reqwest::Client], urls: Arc<Vec<String>>, min_fra
                     let Some(url) = urls.get(i) else { break };
                     let mut resp = c
                         .get(url)
-                        .header("Accept", ACCEPT)
+                        .header("Accept", ask.accept)
                         .send()
                         .await
                         .map_err(|e| format!("GET {url} failed: {e}"))?;
@@ -220,8 +232,11 @@ pub async fn frames(clients: &[reqwest::Client], urls: Arc<Vec<String>>, min_fra
                     if status != 200 {
                         return Err(format!("GET {url} answered {status}: {}", String::from_utf8_lossy(&head)));
                     }
-                    if n < min_frame_bytes {
-                        return Err(format!("GET {url}: {n} bytes, less than one frame ({min_frame_bytes})"));
+                    if n < ask.min_bytes {
+                        return Err(format!("GET {url}: {n} bytes, less than expected ({})", ask.min_bytes));
+                    }
+                    if !head.starts_with(ask.starts_with) {
+                        return Err(format!("GET {url}: the body does not start with {:02X?}", ask.starts_with));
                     }
                     total += n;
                 }

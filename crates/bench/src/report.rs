@@ -29,6 +29,14 @@ pub enum Metric {
     FindDate,
     CMove,
     CGet,
+    RenderedJpegFirst,
+    RenderedJpeg,
+    RenderedPngFirst,
+    RenderedPng,
+    Htj2kEncode,
+    DeriveReady,
+    FirstView,
+    FramesHtj2k,
 }
 
 /// What the labels say about the data.
@@ -44,10 +52,15 @@ pub struct Context {
     pub date_matches: usize,
     /// `storescu` processes of the parallel C-STORE.
     pub store_associations: usize,
+    /// Size of the CT series' frames.
+    pub rows: u32,
+    pub columns: u32,
+    /// Requests timed after the first one of each rendered format.
+    pub rendered_requests: usize,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 20] = [
+    pub const ALL: [Metric; 28] = [
         Metric::StowRate,
         Metric::StowRss,
         Metric::StowCpu,
@@ -68,6 +81,14 @@ impl Metric {
         Metric::FindPatientId,
         Metric::FindName,
         Metric::FindDate,
+        Metric::RenderedJpegFirst,
+        Metric::RenderedJpeg,
+        Metric::RenderedPngFirst,
+        Metric::RenderedPng,
+        Metric::Htj2kEncode,
+        Metric::DeriveReady,
+        Metric::FirstView,
+        Metric::FramesHtj2k,
     ];
 
     pub fn key(self) -> &'static str {
@@ -92,6 +113,14 @@ impl Metric {
             Metric::FindDate => "cfind_study_date_range_ms",
             Metric::CMove => "cmove_series_mb_per_s",
             Metric::CGet => "cget_series_mb_per_s",
+            Metric::RenderedJpegFirst => "rendered_jpeg_first_ms",
+            Metric::RenderedJpeg => "rendered_jpeg_ms",
+            Metric::RenderedPngFirst => "rendered_png_first_ms",
+            Metric::RenderedPng => "rendered_png_ms",
+            Metric::Htj2kEncode => "htj2k_encode_frame_ms",
+            Metric::DeriveReady => "streaming_copy_ready_s",
+            Metric::FirstView => "first_view_percent_of_lossless",
+            Metric::FramesHtj2k => "frames_htj2k_6_connections_s",
         }
     }
 
@@ -132,6 +161,14 @@ impl Metric {
             }
             Metric::CMove => format!("C-MOVE series to storescp (movescu), {n} images"),
             Metric::CGet => format!("C-GET series (getscu), {n} images"),
+            Metric::RenderedJpegFirst => format!("frame /rendered JPEG ({}x{} CT), first request", c.columns, c.rows),
+            Metric::RenderedJpeg => format!("frame /rendered JPEG, {} next, keep-alive", c.rendered_requests),
+            Metric::RenderedPngFirst => format!("frame /rendered PNG ({}x{} CT), first request", c.columns, c.rows),
+            Metric::RenderedPng => format!("frame /rendered PNG, {} next, keep-alive", c.rendered_requests),
+            Metric::Htj2kEncode => format!("HTJ2K lossless encode, {}x{} CT frame, 1 thread", c.columns, c.rows),
+            Metric::DeriveReady => format!("streaming copy of {n} images ready after the STOW"),
+            Metric::FirstView => "first view: HTJ2K RPCL bytes to 64x64, of lossless".into(),
+            Metric::FramesHtj2k => format!("{n} frames as HTJ2K RPCL, 1 request each, 6 conn."),
         }
     }
 
@@ -140,7 +177,8 @@ impl Metric {
             Metric::StowRate | Metric::Load | Metric::DimseStore1 | Metric::DimseStore4 => "instances/s",
             Metric::StowRss | Metric::DimseStoreRss => "MB",
             Metric::WadoSeries | Metric::CMove | Metric::CGet => "MB/s",
-            Metric::Frames | Metric::StowCpu | Metric::DimseStoreCpu => "s",
+            Metric::Frames | Metric::StowCpu | Metric::DimseStoreCpu | Metric::DeriveReady | Metric::FramesHtj2k => "s",
+            Metric::FirstView => "%",
             _ => "ms",
         }
     }
@@ -175,6 +213,11 @@ impl Metric {
             Metric::DimseStoreRss | Metric::DimseStoreCpu => "-",
             Metric::FindPatientId | Metric::FindName | Metric::FindDate => "p50 < 10 ms",
             Metric::CMove | Metric::CGet => ">= 2x Orthanc",
+            Metric::RenderedJpegFirst | Metric::Htj2kEncode => "< 30 ms",
+            Metric::RenderedJpeg => "< Orthanc",
+            Metric::DeriveReady => "< 60 s",
+            Metric::FirstView => "< 10 % of lossless",
+            Metric::RenderedPngFirst | Metric::RenderedPng | Metric::FramesHtj2k => "-",
         }
     }
 
@@ -195,6 +238,11 @@ impl Metric {
             Metric::DimseStoreRss | Metric::DimseStoreCpu => return None,
             Metric::FindPatientId | Metric::FindName | Metric::FindDate => v < 10.0,
             Metric::CMove | Metric::CGet => orthanc.is_none_or(|o| v >= 2.0 * o),
+            Metric::RenderedJpegFirst | Metric::Htj2kEncode => v < 30.0,
+            Metric::RenderedJpeg => orthanc.is_none_or(|o| v < o),
+            Metric::DeriveReady => v < 60.0,
+            Metric::FirstView => v < 10.0,
+            Metric::RenderedPngFirst | Metric::RenderedPng | Metric::FramesHtj2k => return None,
         })
     }
 
@@ -208,6 +256,21 @@ impl Metric {
                 | Metric::DimseStore4
                 | Metric::CMove
                 | Metric::CGet
+                | Metric::RenderedJpeg
+        )
+    }
+
+    /// Whether the cell shows the ratio to Orthanc's figure.
+    fn shows_ratio(self) -> bool {
+        self.compares_with_orthanc()
+            || matches!(self, Metric::RenderedJpegFirst | Metric::RenderedPngFirst | Metric::RenderedPng)
+    }
+
+    /// Times, where less is better (the ratio to Orthanc reads "faster").
+    fn lower_is_better(self) -> bool {
+        matches!(
+            self,
+            Metric::RenderedJpegFirst | Metric::RenderedJpeg | Metric::RenderedPngFirst | Metric::RenderedPng
         )
     }
 
@@ -216,8 +279,10 @@ impl Metric {
             Metric::StowRate | Metric::Load | Metric::DimseStore1 | Metric::DimseStore4 => format!("{v:.0}/s"),
             Metric::StowRss | Metric::DimseStoreRss => format!("{v:.0} MB"),
             Metric::WadoSeries | Metric::CMove | Metric::CGet => format!("{v:.0} MB/s"),
-            Metric::Frames => format!("{v:.3} s"),
+            Metric::Frames | Metric::FramesHtj2k => format!("{v:.3} s"),
             Metric::StowCpu | Metric::DimseStoreCpu => format!("{v:.2} s"),
+            Metric::DeriveReady => format!("{v:.1} s"),
+            Metric::FirstView => format!("{v:.1} %"),
             _ if v < 10.0 => format!("{v:.2} ms"),
             _ => format!("{v:.1} ms"),
         }
@@ -234,8 +299,9 @@ impl Metric {
             | Metric::DimseStoreRss
             | Metric::CMove
             | Metric::CGet => format!("{v:.0}"),
-            Metric::Frames => format!("{v:.3}"),
+            Metric::Frames | Metric::FramesHtj2k => format!("{v:.3}"),
             Metric::StowCpu | Metric::DimseStoreCpu => format!("{v:.2}"),
+            Metric::DeriveReady | Metric::FirstView => format!("{v:.1}"),
             _ if v < 10.0 => format!("{v:.2}"),
             _ => format!("{v:.1}"),
         }
@@ -250,6 +316,10 @@ pub struct Entry {
     /// Single-request times, for percentile metrics.
     pub samples: Vec<f64>,
     pub errors: Vec<String>,
+    /// Shown after the value in the table (e.g. the bytes behind a time).
+    pub note: Option<String>,
+    /// Further figures, in the JSON only.
+    pub extra: serde_json::Map<String, Value>,
 }
 
 pub fn median(v: &[f64]) -> Option<f64> {
@@ -337,11 +407,21 @@ impl Results {
             s.push_str(&format!(", {:.2} s", c.series_bytes as f64 / 1e6 / v));
         }
         if p.is_yunying()
-            && m.compares_with_orthanc()
+            && m.shows_ratio()
             && let Some(o) = self.value(m, Product::Orthanc)
             && o > 0.0
+            && v > 0.0
         {
-            s.push_str(&format!(" ({:.1}x)", v / o));
+            if !m.lower_is_better() {
+                s.push_str(&format!(" ({:.1}x)", v / o));
+            } else if v <= o {
+                s.push_str(&format!(" ({:.1}x faster)", o / v));
+            } else {
+                s.push_str(&format!(" ({:.1}x slower)", v / o));
+            }
+        }
+        if let Some(note) = &e.note {
+            s.push_str(&format!("; {note}"));
         }
         s
     }
@@ -455,6 +535,10 @@ impl Results {
                         q(100.0)
                     ));
                 }
+                if !e.extra.is_empty() {
+                    let extra = Value::Object(e.extra.clone());
+                    out.push_str(&format!("  {:<w$} {:<20} {extra}\n", m.label(c), p.title()));
+                }
                 for err in &e.errors {
                     out.push_str(&format!("  {:<w$} {:<20} ERROR: {err}\n", m.label(c), p.title()));
                 }
@@ -489,6 +573,12 @@ impl Results {
                         json!({"not_run": why})
                     } else if let Some(e) = self.entries.get(&(m, p)) {
                         let mut o = json!({"value": e.value(m), "errors": e.errors});
+                        if let Some(note) = &e.note {
+                            o["note"] = json!(note);
+                        }
+                        if !e.extra.is_empty() {
+                            o["details"] = Value::Object(e.extra.clone());
+                        }
                         if m.is_percentile() {
                             o["p50"] = json!(median(&e.samples));
                             o["p95"] = json!(e.p95());

@@ -69,6 +69,15 @@ pub struct Peer {
     pub allow: &'static str,
 }
 
+/// What `yunying derive --json` says of the streaming copies (instances).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeriveBacklog {
+    pub made: u64,
+    pub wanted: u64,
+    pub failed: u64,
+    pub last_error: Option<String>,
+}
+
 /// A running server.
 pub struct Server {
     pub product: Product,
@@ -256,17 +265,10 @@ impl Server {
             return Ok(());
         }
         for peer in &launch.peers {
-            let mut cmd = Command::new(&launch.yunying);
-            cmd.arg("ae").arg("add").arg(&peer.ae_title).arg("--institution").arg("DEFAULT");
-            cmd.arg("--allow").arg(peer.allow).arg("--host").arg("127.0.0.1").arg("--port").arg(peer.port.to_string());
-            cmd.arg("--data").arg(&self.data_dir);
-            if let Some(url) = &self.pg_url {
-                cmd.arg("--catalog-url").arg(url);
-            }
-            for v in ["YUNYING_CONFIG", "YUNYING_DATA", "YUNYING_CATALOG_URL"] {
-                cmd.env_remove(v);
-            }
-            cmd.env("YUNYING_LOG", "warn");
+            let port = peer.port.to_string();
+            let args = ["ae", "add", &peer.ae_title, "--institution", "DEFAULT", "--allow", peer.allow];
+            let mut cmd = self.cli(launch, &args);
+            cmd.args(["--host", "127.0.0.1", "--port", &port]);
             let out = tokio::task::spawn_blocking(move || cmd.output())
                 .await
                 .map_err(|e| e.to_string())?
@@ -282,6 +284,50 @@ impl Server {
             }
         }
         Ok(())
+    }
+
+    /// `yunying <args>` on this server's data directory and catalog, beside
+    /// the running server (Yunying only).
+    fn cli(&self, launch: &Launch, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&launch.yunying);
+        cmd.args(args).arg("--data").arg(&self.data_dir);
+        if let Some(url) = &self.pg_url {
+            cmd.arg("--catalog-url").arg(url);
+        }
+        for v in ["YUNYING_CONFIG", "YUNYING_DATA", "YUNYING_CATALOG_URL"] {
+            cmd.env_remove(v);
+        }
+        cmd.env("YUNYING_LOG", "warn");
+        cmd
+    }
+
+    /// The streaming copies' queue, from `yunying derive --json` (Yunying only).
+    pub async fn derive_backlog(&self, launch: &Launch) -> Result<DeriveBacklog, String> {
+        if !self.product.is_yunying() {
+            return Err("Orthanc makes no streaming copy".into());
+        }
+        let mut cmd = self.cli(launch, &["derive", "--json"]);
+        let out = tokio::task::spawn_blocking(move || cmd.output())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot run yunying derive: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(format!(
+                "yunying derive --json failed ({}): {text}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let j: serde_json::Value = serde_json::from_str(text.trim())
+            .map_err(|e| format!("yunying derive --json printed {:?}: {e}", text.trim()))?;
+        let count = |k: &str| j[k].as_u64().ok_or_else(|| format!("yunying derive --json: no {k:?} in {j}"));
+        Ok(DeriveBacklog {
+            made: count("made")?,
+            wanted: count("wanted")?,
+            failed: count("failed")?,
+            last_error: j["last_error"].as_str().map(str::to_string),
+        })
     }
 
     async fn start_orthanc(&mut self, launch: &Launch, dir: &Path) -> Result<(), String> {
