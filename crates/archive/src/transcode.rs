@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use yunying_index::StoredInstance;
-use yunying_pixels::transcode::{self, HTJ2K_LOSSLESS_RPCL};
+use yunying_pixels::transcode::{self, HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL};
 
 use crate::{Archive, ArchiveError, FrameData};
 
@@ -46,7 +46,7 @@ impl Archive {
         for (i, n) in numbers.iter().enumerate() {
             if let Some(bytes) = self.output_cache.get(&frame_cache_key(inst, *n, target)) {
                 out[i] = Some(FrameData { bytes, transfer_syntax: target.to_string() });
-            } else if target == HTJ2K_LOSSLESS_RPCL
+            } else if streaming(target)
                 && let Some(bytes) = self.derived_frame(inst, *n).await?
             {
                 self.output_cache.put(&frame_cache_key(inst, *n, target), bytes.clone());
@@ -60,7 +60,7 @@ impl Archive {
             let made = self.transcode_frames(inst, &wanted, target).await?;
             for (i, bytes) in missing.into_iter().zip(made) {
                 self.output_cache.put(&frame_cache_key(inst, numbers[i], target), bytes.clone());
-                if target == HTJ2K_LOSSLESS_RPCL {
+                if streaming(target) {
                     self.store_derived_frame(inst, numbers[i], bytes.clone()).await;
                 }
                 out[i] = Some(FrameData { bytes, transfer_syntax: target.to_string() });
@@ -103,6 +103,12 @@ impl Archive {
         .await
         .map_err(|e| ArchiveError::Internal(e.to_string()))?
     }
+}
+
+/// HTJ2K lossless frames: the streaming copy's codestreams (RPCL, a valid
+/// .201 codestream too) serve both syntaxes.
+fn streaming(ts: &str) -> bool {
+    ts == HTJ2K_LOSSLESS_RPCL || ts == HTJ2K_LOSSLESS
 }
 
 fn frame_cache_key(inst: &StoredInstance, frame: u32, ts: &str) -> String {
