@@ -70,6 +70,17 @@ pub struct PaletteLut {
 }
 
 impl PaletteLut {
+    /// The entry for a value (clamped to the table's ends).
+    pub fn lookup(&self, v: i32) -> u16 {
+        let i = (v - self.first_mapped).clamp(0, self.data.len() as i32 - 1) as usize;
+        self.data[i]
+    }
+
+    /// The largest value an entry can hold.
+    pub fn max_value(&self) -> f64 {
+        ((1u32 << self.bits.clamp(1, 16)) - 1) as f64
+    }
+
     /// The 8-bit output of a stored value.
     pub fn lookup8(&self, v: i32) -> u8 {
         let i = (v - self.first_mapped).clamp(0, self.data.len() as i32 - 1) as usize;
@@ -107,6 +118,10 @@ pub struct ImageInfo {
     /// Native pixel data of an explicit big-endian object written as OW:
     /// 8-bit samples are byte-swapped in 16-bit words.
     pub pixel_data_ow: bool,
+    /// Modality LUT Sequence (0028,3000): a table instead of the rescale.
+    pub modality_lut: Option<PaletteLut>,
+    /// VOI LUT Sequence (0028,3010): a table, used when no window is given.
+    pub voi_lut: Option<PaletteLut>,
     /// Enhanced multi-frame objects: each frame's own Pixel Value
     /// Transformation and Frame VOI LUT (Per-Frame Functional Groups), in
     /// frame order; empty otherwise. See [`ImageInfo::for_frame`].
@@ -265,6 +280,16 @@ impl ImageInfo {
             None
         };
         let pixel_data_ow = be && ds.get(Tag(0x7FE0, 0x0010)).is_some_and(|e| e.vr == VR::OW);
+        // LUT tables, when present and readable (a damaged one is ignored:
+        // the rescale and window still apply).
+        let table = |tag: Tag, signed_first: bool, bulk: &mut dyn FnMut(u64, u64) -> Option<Vec<u8>>| {
+            ds.items(tag).and_then(|i| i.first()).and_then(|item| read_lut(item, be, signed_first, bulk))
+        };
+        let modality_lut = if samples_per_pixel == 1 { table(Tag(0x0028, 0x3000), signed, &mut bulk) } else { None };
+        // The VOI LUT's first value mapped is signed when its input (the
+        // modality output) can be negative.
+        let voi_signed = signed || rescale_intercept < 0.0;
+        let voi_lut = if samples_per_pixel == 1 { table(Tag(0x0028, 0x3010), voi_signed, &mut bulk) } else { None };
         Ok(ImageInfo {
             rows,
             columns,
@@ -282,6 +307,8 @@ impl ImageInfo {
             voi_function,
             palette,
             pixel_data_ow,
+            modality_lut,
+            voi_lut,
             per_frame,
         })
     }
@@ -345,6 +372,30 @@ fn words(b: &[u8], be: bool) -> Vec<u16> {
             }
         })
         .collect()
+}
+
+/// A LUT of a Modality or VOI LUT Sequence item: LUT Descriptor (0028,3002)
+/// and LUT Data (0028,3006).
+fn read_lut(
+    item: &DataSet,
+    be: bool,
+    signed_first: bool,
+    bulk: &mut dyn FnMut(u64, u64) -> Option<Vec<u8>>,
+) -> Option<PaletteLut> {
+    let desc = item.bytes(Tag(0x0028, 0x3002)).map(|b| words(b, be)).filter(|d| d.len() >= 3)?;
+    let entries = if desc[0] == 0 { 65536 } else { desc[0] as usize };
+    let first_mapped = if signed_first { desc[1] as i16 as i32 } else { desc[1] as i32 };
+    let bits = desc[2];
+    if !(1..=16).contains(&bits) {
+        return None;
+    }
+    let raw: Vec<u8> = match item.get(Tag(0x0028, 0x3006)).map(|e| &e.value) {
+        Some(Value::Inline(b)) => b.clone(),
+        Some(Value::Bulk { offset, length }) => bulk(*offset, *length)?,
+        _ => return None,
+    };
+    let data: Vec<u16> = if bits <= 8 && raw.len() == entries { raw.iter().map(|&b| b as u16).collect() } else { words(&raw, be) };
+    (!data.is_empty()).then_some(PaletteLut { first_mapped, bits, data })
 }
 
 fn read_palette(

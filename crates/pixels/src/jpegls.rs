@@ -316,6 +316,8 @@ mod tests {
             voi_function: Default::default(),
             palette: None,
             pixel_data_ow: false,
+            modality_lut: None,
+            voi_lut: None,
             per_frame: Vec::new(),
         }
     }

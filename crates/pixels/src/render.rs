@@ -119,17 +119,25 @@ pub fn voi(x: f64, c: f64, w: f64, f: VoiFunction) -> f64 {
 
 fn grayscale(info: &ImageInfo, v: &[i32], opts: &RenderOptions) -> Vec<u8> {
     let (slope, intercept) = (info.rescale_slope, info.rescale_intercept);
-    let (c, w, f) = match (opts.window, info.window) {
-        (Some(win), _) => win,
-        (None, Some((c, w))) => (c, w, info.voi_function),
-        (None, None) => {
-            // The frame's range after the modality LUT (as DCMTK's +Wm).
-            let (lo, hi) = v
-                .iter()
-                .fold((i32::MAX, i32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-            let (a, b) = (lo as f64 * slope + intercept, hi as f64 * slope + intercept);
-            let (lo, hi) = (a.min(b), a.max(b));
-            ((lo + hi + 1.0) / 2.0, hi - lo + 1.0, VoiFunction::Linear)
+    // Modality LUT: the table when there is one, else the rescale.
+    let modality = |s: i64| -> f64 {
+        match &info.modality_lut {
+            Some(l) => l.lookup(s.clamp(i32::MIN as i64, i32::MAX as i64) as i32) as f64,
+            None => s as f64 * slope + intercept,
+        }
+    };
+    // VOI: the request's window, else the object's, else its VOI LUT table,
+    // else the frame's range after the modality LUT (as DCMTK's +Wm).
+    let window = match (opts.window, info.window, &info.voi_lut) {
+        (Some(win), _, _) => Some(win),
+        (None, Some((c, w)), _) => Some((c, w, info.voi_function)),
+        (None, None, Some(_)) => None,
+        (None, None, None) => {
+            let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &x| {
+                let m = modality(x as i64);
+                (lo.min(m), hi.max(m))
+            });
+            Some(((lo + hi + 1.0) / 2.0, hi - lo + 1.0, VoiFunction::Linear))
         }
     };
     let invert = info.photometric == Photometric::Monochrome1;
@@ -137,7 +145,12 @@ fn grayscale(info: &ImageInfo, v: &[i32], opts: &RenderOptions) -> Vec<u8> {
     // little slack for the float error of exact quotients: dcmj2pnm's
     // output is reproduced exactly.
     let out8 = |s: i64| -> u8 {
-        let y = voi(s as f64 * slope + intercept, c, w, f);
+        let m = modality(s);
+        let y = match (window, &info.voi_lut) {
+            (Some((c, w, f)), _) => voi(m, c, w, f),
+            (None, Some(l)) => l.lookup(m.round() as i32) as f64 * 255.0 / l.max_value(),
+            (None, None) => unreachable!("a window or a VOI LUT"),
+        };
         let y = if invert { 255.0 - y } else { y };
         (y + 1e-7).clamp(0.0, 255.0) as u8
     };

@@ -443,3 +443,22 @@ fn enhanced_ct_uses_its_functional_groups() {
         assert!(mean <= 1.0 && max <= 1, "frame {frame}: mean {mean}, max {max}");
     }
 }
+
+/// Modality and VOI LUT Sequences (tables instead of rescale and window),
+/// on the OFFIS test patterns: rendered as dcmj2pnm renders them.
+#[test]
+fn lut_sequences_render_like_dcmj2pnm() {
+    for (rel, dcmtk_args, what) in [
+        ("pydicom-data/mlut_18.dcm", &["+Wm"][..], "modality LUT, then the range"),
+        ("pydicom-data/vlut_04.dcm", &["+Wl", "1"][..], "VOI LUT"),
+    ] {
+        let path = file(rel);
+        let o = load(&path);
+        assert!(o.info.modality_lut.is_some() || o.info.voi_lut.is_some(), "{rel}: the table is read");
+        let ours = render_frame(&o.info, &o.ts, &o.frames[0], &RenderOptions::default()).unwrap();
+        let theirs = dcmj2pnm(&path, 1, dcmtk_args);
+        let (mean, max) = compare(&ours, &theirs);
+        eprintln!("render {rel} ({what}): mean |d| {mean:.4}, max |d| {max}");
+        assert!(mean <= 0.5 && max <= 1, "{rel}: mean {mean}, max {max}");
+    }
+}
