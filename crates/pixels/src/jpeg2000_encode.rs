@@ -979,7 +979,7 @@ pub fn encode_j2k_lossless(frame: &NativeFrame) -> Result<Vec<u8>, PixelError> {
 }
 
 mod openjpeg {
-    use std::ffi::{CStr, c_char, c_void};
+    use std::ffi::{c_char, c_void};
     use std::ptr;
 
     use openjpeg_sys as opj;
@@ -1027,42 +1027,8 @@ mod openjpeg {
         1
     }
 
-    unsafe extern "C" fn on_error(msg: *const c_char, user: *mut c_void) {
-        if msg.is_null() || user.is_null() {
-            return;
-        }
-        // SAFETY: `user` is the `String` of `encode`; `msg` a C string.
-        let out = unsafe { &mut *(user as *mut String) };
-        let msg = unsafe { CStr::from_ptr(msg) }.to_string_lossy();
-        if !out.is_empty() {
-            out.push_str("; ");
-        }
-        out.push_str(msg.trim_end());
-    }
-
-    /// Owns what OpenJPEG allocated, released in every outcome.
-    struct Handles {
-        codec: *mut opj::opj_codec_t,
-        stream: *mut opj::opj_stream_t,
-        image: *mut opj::opj_image_t,
-    }
-
-    impl Drop for Handles {
-        fn drop(&mut self) {
-            // SAFETY: each pointer is null or owned here, released once.
-            unsafe {
-                if !self.stream.is_null() {
-                    opj::opj_stream_destroy(self.stream);
-                }
-                if !self.codec.is_null() {
-                    opj::opj_destroy_codec(self.codec);
-                }
-                if !self.image.is_null() {
-                    opj::opj_image_destroy(self.image);
-                }
-            }
-        }
-    }
+    // OpenJPEG's handles and error messages, as the decoder keeps them.
+    use crate::openjpeg_decode::{Handles, on_error};
 
     /// Encodes component planes (`w × h` values each) losslessly.
     pub(super) fn encode(

@@ -76,11 +76,12 @@ unsafe extern "C" fn seek(to: i64, user: *mut c_void) -> i32 {
     1
 }
 
-unsafe extern "C" fn on_error(msg: *const c_char, user: *mut c_void) {
+/// OpenJPEG's error handler: appends the message to the `String` at `user`.
+pub(crate) unsafe extern "C" fn on_error(msg: *const c_char, user: *mut c_void) {
     if msg.is_null() || user.is_null() {
         return;
     }
-    // SAFETY: `user` is the `String` of `decode`; `msg` a C string.
+    // SAFETY: `user` is a `String` that outlives the codec; `msg` a C string.
     let out = unsafe { &mut *(user as *mut String) };
     let msg = unsafe { CStr::from_ptr(msg) }.to_string_lossy();
     if !out.is_empty() {
@@ -91,11 +92,12 @@ unsafe extern "C" fn on_error(msg: *const c_char, user: *mut c_void) {
 
 unsafe extern "C" fn quiet(_msg: *const c_char, _user: *mut c_void) {}
 
-/// Owns what OpenJPEG allocated, released in every outcome.
-struct Handles {
-    codec: *mut opj::opj_codec_t,
-    stream: *mut opj::opj_stream_t,
-    image: *mut opj::opj_image_t,
+/// Owns what OpenJPEG allocated, released in every outcome (the encoder
+/// uses it too).
+pub(crate) struct Handles {
+    pub(crate) codec: *mut opj::opj_codec_t,
+    pub(crate) stream: *mut opj::opj_stream_t,
+    pub(crate) image: *mut opj::opj_image_t,
 }
 
 impl Drop for Handles {

@@ -8,45 +8,12 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use yunying_pixels::{
-    PixelError, RenderOptions, Rendered, Samples, VoiFunction,
+    PixelError, RenderOptions, Samples, VoiFunction,
     decode_frame, render_frame,
 };
-
-
-
-/// A scratch directory for files DCMTK writes.
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("yunying-pixels-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e} (is DCMTK installed?)"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A DCMTK conversion of `src` into the scratch directory.
-fn dcmtk(tool: &str, opts: &[&str], src: &Path, name: &str) -> PathBuf {
-    let out = scratch().join(name);
-    let mut args: Vec<&str> = opts.to_vec();
-    args.push(src.to_str().unwrap());
-    args.push(out.to_str().unwrap());
-    run(tool, &args);
-    out
-}
-
 
 
 
@@ -84,73 +51,6 @@ fn assert_same_samples(a: &Path, b: &Path) {
     );
 }
 
-
-fn decode_png(bytes: &[u8]) -> Rendered {
-    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
-        .read_info()
-        .unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.bit_depth, png::BitDepth::Eight);
-    let channels = match info.color_type {
-        png::ColorType::Grayscale => 1,
-        png::ColorType::Rgb => 3,
-        other => panic!("unexpected PNG colour type {other:?}"),
-    };
-    buf.truncate(info.buffer_size());
-    Rendered {
-        width: info.width,
-        height: info.height,
-        channels,
-        pixels: buf,
-    }
-}
-
-/// `dcmj2pnm` rendering of frame `frame` (1-based) with the given window options.
-fn dcmj2pnm(path: &Path, frame: u32, window: &[&str]) -> Rendered {
-    let out = scratch().join(format!("{}-{frame}-{}.png", name(path), window.join("_")));
-    let f = frame.to_string();
-    let mut args: Vec<&str> = vec!["--write-png", "+F", &f];
-    args.extend_from_slice(window);
-    args.push(path.to_str().unwrap());
-    args.push(out.to_str().unwrap());
-    run("dcmj2pnm", &args);
-    decode_png(&std::fs::read(out).unwrap())
-}
-
-/// Mean and maximum absolute difference.
-fn compare(ours: &Rendered, theirs: &Rendered) -> (f64, u8) {
-    assert_eq!(
-        (ours.width, ours.height, ours.channels),
-        (theirs.width, theirs.height, theirs.channels)
-    );
-    let mut sum = 0u64;
-    let mut max = 0u8;
-    for (a, b) in ours.pixels.iter().zip(&theirs.pixels) {
-        let d = a.abs_diff(*b);
-        sum += d as u64;
-        max = max.max(d);
-    }
-    if std::env::var("PIXELS_DEBUG").is_ok() {
-        let bad: Vec<(usize, usize, u8, u8)> = ours
-            .pixels
-            .iter()
-            .zip(&theirs.pixels)
-            .enumerate()
-            .filter(|(_, (a, b))| a.abs_diff(**b) > 3)
-            .map(|(i, (a, b))| {
-                let p = i / ours.channels as usize;
-                (p % ours.width as usize, p / ours.width as usize, *a, *b)
-            })
-            .collect();
-        eprintln!(
-            "{} samples differ by more than 3, first: {:?}",
-            bad.len(),
-            &bad[..bad.len().min(12)]
-        );
-    }
-    (sum as f64 / ours.pixels.len() as f64, max)
-}
 
 /// Renders frame `frame` of a file ourselves and with dcmj2pnm and checks
 /// the tolerance (mean ≤ 1.0, max ≤ `max_allowed`).

@@ -17,7 +17,6 @@
 mod common;
 use common::*;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use yunying_pixels::jpeg2000_encode::default_decompositions;
@@ -128,13 +127,6 @@ fn encoded_info(info: &ImageInfo) -> ImageInfo {
         info.planar = false;
     }
     info
-}
-
-fn scratch() -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("yunying-pixels-j2k-encode-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Runs a decoder on a codestream written to `<name>.j2c`, giving `out`.

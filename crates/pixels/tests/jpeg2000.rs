@@ -11,7 +11,7 @@
 mod common;
 use common::*;
 
-use std::path::PathBuf;
+
 use std::process::Command;
 
 use yunying_pixels::decode::is_supported;
@@ -223,13 +223,6 @@ fn other_files() {
 }
 
 // ---- HTJ2K, encoded with OpenJPH ----------------------------------------
-
-/// A scratch directory for the encoder's files.
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("yunying-pixels-j2k-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Encodes one decoded frame with `ojph_compress` and returns the codestream.
 fn ojph(frame: &DecodedFrame, info: &ImageInfo, name: &str, opts: &[&str]) -> Vec<u8> {

@@ -18,7 +18,6 @@ mod common;
 use common::*;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use yunying_dicom::write::ObjectBuilder;
@@ -26,42 +25,13 @@ use yunying_dicom::{Tag, VR};
 use yunying_pixels::decode::is_supported;
 use yunying_pixels::jpegls::encode_lossless;
 use yunying_pixels::{
-    DecodedFrame, ImageInfo, NativeFrame, Photometric, PixelError, RenderOptions, Rendered,
+    DecodedFrame, ImageInfo, NativeFrame, Photometric, PixelError, RenderOptions,
     Samples, decode_frame, native_bytes, render_frame,
 };
 
 const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
 const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
 const JPEG_LS_NEAR: &str = "1.2.840.10008.1.2.4.81";
-
-/// A scratch directory for the files DCMTK and the tests write.
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("yunying-pixels-codecs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e} (is DCMTK installed?)"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A DCMTK conversion of `src` into the scratch directory.
-fn dcmtk(tool: &str, opts: &[&str], src: &Path, name: &str) -> PathBuf {
-    let out = scratch().join(name);
-    let mut args: Vec<&str> = opts.to_vec();
-    args.push(src.to_str().unwrap());
-    args.push(out.to_str().unwrap());
-    run(tool, &args);
-    out
-}
 
 /// Largest absolute difference per sample, and how many samples differ.
 fn diff(a: &DecodedFrame, b: &DecodedFrame) -> (i64, usize) {
@@ -116,27 +86,6 @@ fn compare_files(a: &Path, b: &Path) -> (i64, usize, usize) {
     (max, count, total)
 }
 
-fn decode_png(bytes: &[u8]) -> Rendered {
-    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
-        .read_info()
-        .unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.bit_depth, png::BitDepth::Eight);
-    let channels = match info.color_type {
-        png::ColorType::Grayscale => 1,
-        png::ColorType::Rgb => 3,
-        other => panic!("unexpected PNG colour type {other:?}"),
-    };
-    buf.truncate(info.buffer_size());
-    Rendered {
-        width: info.width,
-        height: info.height,
-        channels,
-        pixels: buf,
-    }
-}
-
 /// Our rendering of frame `frame` (1-based) against `dcmj2pnm`'s, with the
 /// file's first window or min-max: (mean, max) absolute difference.
 fn render_vs_dcmj2pnm(path: &Path, frame: u32) -> (f64, u8) {
@@ -153,26 +102,7 @@ fn render_vs_dcmj2pnm(path: &Path, frame: u32) -> (f64, u8) {
         &RenderOptions::default(),
     )
     .unwrap();
-    let out = scratch().join(format!("{}-{frame}.png", name(path)));
-    let f = frame.to_string();
-    let mut args: Vec<&str> = vec!["--write-png", "+F", &f];
-    args.extend_from_slice(window);
-    args.push(path.to_str().unwrap());
-    args.push(out.to_str().unwrap());
-    run("dcmj2pnm", &args);
-    let theirs = decode_png(&std::fs::read(out).unwrap());
-    assert_eq!(
-        (ours.width, ours.height, ours.channels),
-        (theirs.width, theirs.height, theirs.channels)
-    );
-    let mut sum = 0u64;
-    let mut max = 0u8;
-    for (a, b) in ours.pixels.iter().zip(&theirs.pixels) {
-        let d = a.abs_diff(*b);
-        sum += d as u64;
-        max = max.max(d);
-    }
-    (sum as f64 / ours.pixels.len() as f64, max)
+    compare(&ours, &dcmj2pnm(path, frame, window))
 }
 
 // ---- JPEG Extended, 12-bit ---------------------------------------------
