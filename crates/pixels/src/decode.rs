@@ -244,19 +244,20 @@ fn native(
 }
 
 /// Interleaved 8-bit colour samples as a frame, YBR_FULL converted to RGB.
-fn color_frame(info: &ImageInfo, rows: u16, columns: u16, mut out: Vec<u8>) -> DecodedFrame {
-    if info.photometric == Photometric::YbrFull {
+fn color_frame(info: &ImageInfo, rows: u16, columns: u16, out: Vec<u8>) -> DecodedFrame {
+    colour_samples(rows, columns, out, info.photometric == Photometric::YbrFull)
+}
+
+/// Interleaved 8-bit colour samples as a frame, converted from YCbCr to RGB
+/// when `ybr` (the one place colour frames are made).
+pub(crate) fn colour_samples(rows: u16, columns: u16, mut out: Vec<u8>, ybr: bool) -> DecodedFrame {
+    if ybr {
         for px in out.chunks_exact_mut(3) {
             let rgb = ybr_to_rgb(px[0], px[1], px[2]);
             px.copy_from_slice(&rgb);
         }
     }
-    DecodedFrame {
-        rows,
-        columns,
-        samples: 3,
-        data: Samples::Color(out),
-    }
+    DecodedFrame { rows, columns, samples: 3, data: Samples::Color(out) }
 }
 
 fn stored_unsigned(info: &ImageInfo, raw: u32) -> u32 {

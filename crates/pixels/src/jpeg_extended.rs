@@ -23,7 +23,7 @@
 //! ([`frame_kind`]), and those jpeg-decoder refuses for their precision.
 
 use crate::PixelError;
-use crate::decode::{DecodedFrame, Samples, stored, ybr_to_rgb};
+use crate::decode::{DecodedFrame, Samples, colour_samples, stored};
 use crate::image_info::{ImageInfo, Photometric};
 
 fn malformed(msg: impl Into<String>) -> PixelError {
@@ -152,20 +152,11 @@ pub(crate) fn decode(info: &ImageInfo, data: &[u8]) -> Result<DecodedFrame, Pixe
         Photometric::YbrFull | Photometric::YbrFull422
     );
     for p in 0..n {
-        let c = |s: usize| (img.planes[s][p] >> shift) as u8;
-        let px = if ybr {
-            ybr_to_rgb(c(0), c(1), c(2))
-        } else {
-            [c(0), c(1), c(2)]
-        };
-        out[p * 3..p * 3 + 3].copy_from_slice(&px);
+        for s in 0..3 {
+            out[p * 3 + s] = (img.planes[s][p] >> shift) as u8;
+        }
     }
-    Ok(DecodedFrame {
-        rows,
-        columns,
-        samples: 3,
-        data: Samples::Color(out),
-    })
+    Ok(colour_samples(rows, columns, out, ybr))
 }
 
 /// A decoded image: one full-size plane per component (subsampled

@@ -10,7 +10,7 @@
 use charls::{CharLS, FrameInfo, InterleaveMode};
 
 use crate::PixelError;
-use crate::decode::{DecodedFrame, Samples, stored, ybr_to_rgb};
+use crate::decode::{DecodedFrame, Samples, colour_samples, stored};
 use crate::image_info::{ImageInfo, Photometric};
 use crate::native_frame::NativeFrame;
 
@@ -196,23 +196,12 @@ pub(crate) fn decode(info: &ImageInfo, bytes: &[u8]) -> Result<DecodedFrame, Pix
     );
     let mut out = vec![0u8; n * 3];
     for p in 0..n {
-        let c = |s: usize| {
+        for s in 0..3 {
             let v = sample(if planar { s * n + p } else { p * 3 + s });
-            (v >> shift).min(255) as u8
-        };
-        let px = if ybr {
-            ybr_to_rgb(c(0), c(1), c(2))
-        } else {
-            [c(0), c(1), c(2)]
-        };
-        out[p * 3..p * 3 + 3].copy_from_slice(&px);
+            out[p * 3 + s] = (v >> shift).min(255) as u8;
+        }
     }
-    Ok(DecodedFrame {
-        rows,
-        columns,
-        samples: 3,
-        data: Samples::Color(out),
-    })
+    Ok(colour_samples(rows, columns, out, ybr))
 }
 
 /// Encodes a frame as lossless JPEG-LS (NEAR = 0), what JPEG-LS Lossless
