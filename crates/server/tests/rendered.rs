@@ -6,34 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use reqwest::StatusCode;
-use yunying_test_support::{TestServer, multipart_body};
+use yunying_test_support::{TestServer, file_uids as uids, multipart_body, testdata};
 
 const BIN: &str = env!("CARGO_BIN_EXE_yunying");
-
-fn testdata() -> PathBuf {
-    let dir = std::env::var("YUNYING_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/yunying/testdata"));
-    assert!(dir.join("MANIFEST.txt").exists(), "test data missing in {}: run scripts/fetch-testdata.sh", dir.display());
-    dir
-}
-
-/// Study, series and SOP Instance UIDs of a file.
-fn uids(path: &Path) -> (String, String, String) {
-    let out = Command::new("dcmdump").args(["+P", "0020,000d", "+P", "0020,000e", "+P", "0008,0018"]).arg(path).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let vals: Vec<String> = text
-        .lines()
-        .filter_map(|l| Some(l.split('[').nth(1)?.split(']').next()?.trim_end_matches('\0').to_string()))
-        .collect();
-    let find = |tag: &str| {
-        text.lines()
-            .position(|l| l.starts_with(tag))
-            .map(|i| vals[i].clone())
-            .unwrap_or_else(|| panic!("{tag} missing in {}", path.display()))
-    };
-    (find("(0020,000d)"), find("(0020,000e)"), find("(0008,0018)"))
-}
 
 fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
     let decoder = png::Decoder::new(std::io::Cursor::new(bytes));

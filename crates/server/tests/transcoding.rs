@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use yunying_test_support::{TestServer, multipart_body, multipart_parts};
+use yunying_test_support::{TestServer, file_uids as uids, multipart_body, multipart_parts, testdata};
 
 const BIN: &str = env!("CARGO_BIN_EXE_yunying");
 const LE: &str = "1.2.840.10008.1.2.1";
@@ -16,14 +16,6 @@ const RLE: &str = "1.2.840.10008.1.2.5";
 const JLS: &str = "1.2.840.10008.1.2.4.80";
 const HTJ2K: &str = "1.2.840.10008.1.2.4.201";
 const RPCL: &str = "1.2.840.10008.1.2.4.202";
-
-fn testdata() -> PathBuf {
-    let dir = std::env::var("YUNYING_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/yunying/testdata"));
-    assert!(dir.join("MANIFEST.txt").exists(), "test data missing in {}: run scripts/fetch-testdata.sh", dir.display());
-    dir
-}
 
 fn dump(path: &Path, tags: &[&str]) -> Vec<String> {
     let mut cmd = Command::new("dcmdump");
@@ -43,12 +35,6 @@ fn dump(path: &Path, tags: &[&str]) -> Vec<String> {
             }
         })
         .collect()
-}
-
-/// Study, series and SOP Instance UIDs of a file.
-fn uids(path: &Path) -> (String, String, String) {
-    let v = dump(path, &["0020,000d", "0020,000e", "0008,0018"]);
-    (v[0].clone(), v[1].clone(), v[2].clone())
 }
 
 /// The pixel data of a file as DCMTK decompresses it (native little endian).

@@ -2,12 +2,40 @@
 //! port with its own data directory (over TLS with [`TestServer::start_tls`]
 //! and the certificates of a [`TestPki`]); [`PgDatabase`] is a throw-away
 //! PostgreSQL database on the local server; [`multipart_body`] builds a
-//! STOW-RS request body.
+//! STOW-RS request body; [`testdata`] and [`file_uids`] find the real test
+//! files and what DCMTK reads in them.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The real test files (`scripts/fetch-testdata.sh`): `$YUNYING_TESTDATA`,
+/// else `~/.cache/yunying/testdata`.
+pub fn testdata() -> PathBuf {
+    let dir = std::env::var("YUNYING_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/yunying/testdata"));
+    assert!(dir.join("MANIFEST.txt").exists(), "test data missing in {}: run scripts/fetch-testdata.sh", dir.display());
+    dir
+}
+
+/// Study, series and SOP Instance UIDs of a file, as DCMTK's `dcmdump` reads them.
+pub fn file_uids(path: &Path) -> (String, String, String) {
+    let out = Command::new("dcmdump")
+        .args(["-Un", "+P", "0020,000d", "+P", "0020,000e", "+P", "0008,0018"])
+        .arg(path)
+        .output()
+        .expect("dcmdump (DCMTK) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let find = |tag: &str| {
+        text.lines()
+            .find(|l| l.starts_with(tag))
+            .and_then(|l| Some(l.split('[').nth(1)?.split(']').next()?.trim_end_matches('\0').to_string()))
+            .unwrap_or_else(|| panic!("{tag} missing in {}", path.display()))
+    };
+    (find("(0020,000d)"), find("(0020,000e)"), find("(0008,0018)"))
+}
 
 /// What a tool run by [`run_tool`] did.
 #[derive(Debug, Clone)]
