@@ -1,0 +1,4 @@
+// Placeholder: replaced by the app pages.
+export function StudyListPage() {
+  return <p>studies</p>;
+}
