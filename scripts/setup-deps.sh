@@ -5,7 +5,8 @@
 # (an independent HTJ2K encoder the pixel tests decode), OpenJPEG's tools,
 # cmake (CharLS), a CJK font (electronic film text), poppler-utils (the film
 # tests read the PDF), openssl (test certificates), and the Python packages of the black-box tests in a
-# private virtual environment.
+# private virtual environment; with --test also Chromium (browser tests).
+# Node.js (>= 20.19, for the web app) is expected on the machine.
 # Safe to run again: it only installs what is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,10 @@ command -v pdfinfo >/dev/null || need+=(poppler-utils)
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v unzip >/dev/null || need+=(unzip)
+# The browser tests (./scripts/test.sh) drive Debian's Chromium.
+if [[ "${1:-}" == "--test" ]]; then
+  command -v chromium >/dev/null || need+=(chromium)
+fi
 if ((${#need[@]})); then
   echo "setup-deps: installing ${need[*]}"
   SUDO=""

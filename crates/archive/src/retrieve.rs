@@ -28,6 +28,11 @@ impl Archive {
         Ok(self.index.query_studies(q).await?)
     }
 
+    /// How many studies match a query (ignoring its paging).
+    pub async fn count_studies(&self, q: &Query) -> Result<u64, ArchiveError> {
+        Ok(self.index.count_studies(q).await?)
+    }
+
     /// Series matching a query.
     pub async fn query_series(&self, q: &Query) -> Result<Vec<SeriesRow>, ArchiveError> {
         Ok(self.index.query_series(q).await?)

@@ -305,6 +305,10 @@ impl Index for SqlIndex {
         queries::studies(self, q).await
     }
 
+    async fn count_studies(&self, q: &Query) -> Result<u64> {
+        queries::count_studies(self, q).await
+    }
+
     async fn query_series(&self, q: &Query) -> Result<Vec<SeriesRow>> {
         queries::series(self, q).await
     }

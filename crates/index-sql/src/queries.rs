@@ -14,6 +14,24 @@ const STUDY_COLS: &str = "st.study_uid, st.attrs AS study_attrs, st.modalities_b
 
 const STUDY_ORDER: &str = "st.study_date DESC, st.study_time DESC, st.id DESC";
 
+/// The ORDER BY of a study search: the order asked for, then newest first.
+fn study_order(q: &Query) -> String {
+    use yunying_index::query::StudyOrderKey as K;
+    let Some(o) = q.order else { return STUDY_ORDER.to_string() };
+    let dir = if o.descending { "DESC" } else { "ASC" };
+    let cols: &[&str] = match o.key {
+        K::StudyDate => &["st.study_date", "st.study_time"],
+        K::PatientName => &["st.pn_alpha", "st.pn_ideo", "st.pat_id"],
+        K::PatientId => &["st.pat_id"],
+        K::AccessionNumber => &["COALESCE(st.accession_number, '')"],
+        K::Modalities => &["st.modalities_bar"],
+        K::Institution => &["inst.code"],
+    };
+    let mut out: Vec<String> = cols.iter().map(|c| format!("{c} {dir}")).collect();
+    out.push(STUDY_ORDER.to_string());
+    out.join(", ")
+}
+
 fn study_from_row(r: &AnyRow) -> Result<StudyRow> {
     let bar: String = r.try_get("modalities_bar").map_err(db_err)?;
     Ok(StudyRow {
@@ -96,8 +114,9 @@ pub(crate) async fn studies(index: &SqlIndex, q: &Query) -> Result<Vec<StudyRow>
     q.level = Level::Study;
     let (c, _ignored) = conditions(&q, index.dialect);
     let sql = format!(
-        "SELECT {STUDY_COLS} FROM study st JOIN institution inst ON inst.id = st.institution_id{} ORDER BY {STUDY_ORDER}{}",
+        "SELECT {STUDY_COLS} FROM study st JOIN institution inst ON inst.id = st.institution_id{} ORDER BY {}{}",
         c.where_sql(),
+        study_order(&q),
         paging(&q, &c)
     );
     let rows = bind_params(sqlx::query(index.dynamic(sql)), &c.params)
@@ -112,6 +131,25 @@ pub(crate) async fn studies(index: &SqlIndex, q: &Query) -> Result<Vec<StudyRow>
         }
     }
     Ok(page(out, &q, &c))
+}
+
+pub(crate) async fn count_studies(index: &SqlIndex, q: &Query) -> Result<u64> {
+    let mut q = q.clone();
+    q.level = Level::Study;
+    q.limit = None;
+    q.offset = 0;
+    let (c, _ignored) = conditions(&q, index.dialect);
+    if !c.residual.is_empty() {
+        // Some filters are answered in Rust: count what they let through.
+        return Ok(studies(index, &q).await?.len() as u64);
+    }
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM study st JOIN institution inst ON inst.id = st.institution_id{}",
+        c.where_sql()
+    );
+    let row = bind_params(sqlx::query(index.dynamic(sql)), &c.params).fetch_one(&index.pool).await.map_err(db_err)?;
+    let n: i64 = row.try_get("n").map_err(db_err)?;
+    Ok(n.max(0) as u64)
 }
 
 pub(crate) async fn series(index: &SqlIndex, q: &Query) -> Result<Vec<SeriesRow>> {

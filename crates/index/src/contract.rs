@@ -33,6 +33,7 @@ pub fn cases() -> Vec<Case> {
         case!(study_queries_match_like_dicom),
         case!(series_and_instance_queries),
         case!(paging_and_order),
+        case!(study_list_order_count_and_institution_codes),
         case!(institution_scope_restricts_results),
         case!(retrieval_order_and_metadata),
         case!(counters_follow_ingest),
@@ -434,6 +435,38 @@ async fn paging_and_order(index: Arc<dyn Index>) {
     assert_eq!(uids(&page), vec!["7.7", "7.6", "7.5"]);
     let past = index.query_studies(&Query::new(Level::Study).limit(3).offset(20)).await.unwrap();
     assert!(past.is_empty());
+}
+
+async fn study_list_order_count_and_institution_codes(index: Arc<dyn Index>) {
+    use crate::query::{StudyOrder, StudyOrderKey};
+    let a = institution(&index, "HA").await;
+    let b = institution(&index, "HB").await;
+    let people = [("P3", "Wang^Wu", "20240103", a.id), ("P1", "Li^Si", "20240101", b.id), ("P2", "Zhao^Liu", "20240102", a.id)];
+    for (n, (pid, name, date, inst)) in people.iter().enumerate() {
+        let mut s = Sample::new(*inst, pid, &format!("9.{n}"), &format!("9.{n}.1"), &format!("9.{n}.1.1"));
+        s.patient_name = name.to_string();
+        s.study_date = date.to_string();
+        commit_one(&index, s.build()).await.unwrap();
+    }
+    let ordered = |key, descending| {
+        let mut q = Query::new(Level::Study);
+        q.order = Some(StudyOrder { key, descending });
+        q
+    };
+    let by_name = index.query_studies(&ordered(StudyOrderKey::PatientName, false)).await.unwrap();
+    assert_eq!(uids(&by_name), vec!["9.1", "9.0", "9.2"], "Li, Wang, Zhao");
+    let by_id_desc = index.query_studies(&ordered(StudyOrderKey::PatientId, true)).await.unwrap();
+    assert_eq!(uids(&by_id_desc), vec!["9.0", "9.2", "9.1"], "P3, P2, P1");
+    let oldest = index.query_studies(&ordered(StudyOrderKey::StudyDate, false).limit(2)).await.unwrap();
+    assert_eq!(uids(&oldest), vec!["9.1", "9.2"]);
+    assert_eq!(index.count_studies(&Query::new(Level::Study).limit(1).offset(1)).await.unwrap(), 3, "paging is ignored");
+    let mut q = Query::new(Level::Study);
+    q.institution_codes = Some(vec!["HA".into()]);
+    assert_eq!(uids(&index.query_studies(&q).await.unwrap()), vec!["9.0", "9.2"]);
+    assert_eq!(index.count_studies(&q).await.unwrap(), 2);
+    q.institutions = Some(vec![b.id.0]);
+    assert!(index.query_studies(&q).await.unwrap().is_empty(), "a narrowing never widens the caller's scope");
+    assert_eq!(index.count_studies(&q).await.unwrap(), 0);
 }
 
 async fn institution_scope_restricts_results(index: Arc<dyn Index>) {

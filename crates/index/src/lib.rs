@@ -99,6 +99,8 @@ pub trait Index: Send + Sync + 'static {
     // --- queries (QIDO-RS, C-FIND) ----------------------------------------
 
     async fn query_studies(&self, q: &Query) -> Result<Vec<StudyRow>>;
+    /// How many studies match, ignoring `limit` and `offset` (a study list's total).
+    async fn count_studies(&self, q: &Query) -> Result<u64>;
     async fn query_series(&self, q: &Query) -> Result<Vec<SeriesRow>>;
     async fn query_instances(&self, q: &Query) -> Result<Vec<InstanceRow>>;
 

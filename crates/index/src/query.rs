@@ -395,11 +395,72 @@ pub struct Query {
     /// Restricts results to these master patient records (a look-up by an
     /// encrypted identifier's blind index).
     pub patients: Option<Vec<i64>>,
+    /// Restricts results to studies of these institutions (by code), within
+    /// the caller's scope (a narrowing the user asked for, not a right).
+    #[serde(default)]
+    pub institution_codes: Option<Vec<String>>,
+    /// The order of studies (default: newest first).
+    #[serde(default)]
+    pub order: Option<StudyOrder>,
+}
+
+/// What studies can be sorted by (an extension of QIDO-RS: `orderby`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StudyOrderKey {
+    StudyDate,
+    PatientName,
+    PatientId,
+    AccessionNumber,
+    Modalities,
+    Institution,
+}
+
+/// A study order: a key and a direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StudyOrder {
+    pub key: StudyOrderKey,
+    pub descending: bool,
+}
+
+impl StudyOrder {
+    /// Parses `StudyDate`, `-PatientName`, `00100020`… (a leading `-` means descending).
+    pub fn parse(s: &str) -> Result<StudyOrder, String> {
+        let s = s.trim();
+        let (descending, name) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest.trim()),
+            None => (false, s.strip_prefix('+').unwrap_or(s).trim()),
+        };
+        let key = match name {
+            "StudyDate" | "00080020" => StudyOrderKey::StudyDate,
+            "PatientName" | "00100010" => StudyOrderKey::PatientName,
+            "PatientID" | "00100020" => StudyOrderKey::PatientId,
+            "AccessionNumber" | "00080050" => StudyOrderKey::AccessionNumber,
+            "ModalitiesInStudy" | "00080061" => StudyOrderKey::Modalities,
+            "InstitutionName" | "00080080" | "institution" => StudyOrderKey::Institution,
+            _ => {
+                return Err(format!(
+                    "orderby {s:?}: use StudyDate, PatientName, PatientID, AccessionNumber, ModalitiesInStudy or InstitutionName, with - for descending"
+                ));
+            }
+        };
+        Ok(StudyOrder { key, descending })
+    }
 }
 
 impl Query {
     pub fn new(level: Level) -> Query {
-        Query { level, filters: Vec::new(), fuzzy: false, limit: None, offset: 0, institutions: None, granted_studies: Vec::new(), patients: None }
+        Query {
+            level,
+            filters: Vec::new(),
+            fuzzy: false,
+            limit: None,
+            offset: 0,
+            institutions: None,
+            granted_studies: Vec::new(),
+            patients: None,
+            institution_codes: None,
+            order: None,
+        }
     }
 
     /// Adds a filter (builder style).

@@ -159,6 +159,14 @@ pub fn conditions(q: &Query, d: Dialect) -> (Conditions, Vec<Filter>) {
             c.clauses.push(format!("st.patient_id IN ({})", phs.join(", ")));
         }
     }
+    if let Some(codes) = &q.institution_codes {
+        if codes.is_empty() {
+            c.clauses.push("1=0".into());
+        } else {
+            let phs: Vec<String> = codes.iter().map(|code| c.bind(d, Param::Text(code.clone()))).collect();
+            c.clauses.push(format!("st.institution_id IN (SELECT id FROM institution WHERE code IN ({}))", phs.join(", ")));
+        }
+    }
     if let Some(insts) = &q.institutions {
         let mut ors = Vec::new();
         if !insts.is_empty() {

@@ -152,10 +152,6 @@ async fn healthz(State(h): State<Health>) -> Response {
     }
 }
 
-async fn not_found() -> Response {
-    yunying_http_common::AppError::not_found("no such resource").into_response()
-}
-
 /// The HTTP application around a ready archive.
 pub fn router(settings: &Settings, archive: Arc<Archive>, health: Health) -> Router {
     let mut dw = yunying_dicomweb::DicomWeb::new(archive.clone());
@@ -165,6 +161,7 @@ pub fn router(settings: &Settings, archive: Arc<Archive>, health: Health) -> Rou
     let auth = yunying_http_common::auth::AuthLayerState { archive: archive.clone() };
     let wado_uri = dw.clone();
     let api = yunying_api::Api { archive, secure_cookies: secure_cookies(settings) };
+    let web = crate::web::WebApp::new(settings.web_dir.as_deref());
     Router::new()
         .nest(
             "/dicom-web",
@@ -177,7 +174,10 @@ pub fn router(settings: &Settings, archive: Arc<Archive>, health: Health) -> Rou
         )
         .merge(yunying_api::router(api, settings.security.login_attempts_per_minute))
         .route("/healthz", get(healthz).with_state(health))
-        .fallback(not_found)
+        .fallback(move |req: axum::extract::Request| {
+            let web = web.clone();
+            async move { crate::web::serve(axum::extract::State(web), req).await }
+        })
         .layer(axum::middleware::from_fn(yunying_http_common::auth::security_headers))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(settings.trusted_proxies.clone()),
@@ -265,6 +265,7 @@ where
         storage = %archive.blobs().describe(),
         "ready"
     );
+    println!("yunying: web app {}", crate::web::WebApp::new(settings.web_dir.as_deref()).describe());
     println!("yunying: ready");
     server
         .await

@@ -178,6 +178,12 @@ output_cache_mib = 256
 # (Debian: apt-get install fonts-wqy-microhei).
 # film_font = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
 
+[web]
+# The web app (study list and viewer) is embedded in the binary. To serve
+# another build of it (development, a customised app), name its directory
+# (the output of `npm run build` in web/). Env: YUNYING_WEB_DIR.
+# dir = "/opt/yunying/web"
+
 [log]
 # error, warn, info, debug, trace; or a filter such as "info,yunying_archive=debug".
 level = "info"
@@ -209,6 +215,14 @@ pub struct RawConfig {
     pub audit: RawAudit,
     #[serde(default)]
     pub pixels: RawPixels,
+    #[serde(default)]
+    pub web: RawWeb,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -473,6 +487,8 @@ pub struct Settings {
     pub output_cache_bytes: usize,
     /// The font of electronic film text.
     pub film_font: Option<PathBuf>,
+    /// Serve the web app from this directory instead of the embedded copy.
+    pub web_dir: Option<PathBuf>,
 }
 
 /// Values given on the command line (they win over everything).
@@ -782,6 +798,7 @@ impl Settings {
             derive,
             output_cache_bytes,
             film_font: raw.pixels.film_font,
+            web_dir: env("YUNYING_WEB_DIR").map(PathBuf::from).or(raw.web.dir),
         })
     }
 

@@ -7,6 +7,7 @@
 //! - [`app`]: opens the catalog (SQLite or PostgreSQL) and the blob store,
 //!   builds the [`yunying_archive::Archive`] and the HTTP router, serves;
 //! - [`dicom`]: the DICOM listener's wiring (configured AEs, the DIMSE acceptor);
+//! - [`web`]: the web app (embedded by `build.rs` or from a directory) at `/`;
 //! - [`tls`]: certificates and keys into rustls configurations, the HTTPS server;
 //! - [`ae_cmd`]: `yunying ae`, the AE registry from the command line;
 //! - [`pull`]: `yunying pull`, migration from a legacy PACS by query/retrieve;
@@ -27,3 +28,4 @@ pub mod pull;
 pub mod security_cmd;
 pub mod stow_client;
 pub mod tls;
+pub mod web;

@@ -8,6 +8,12 @@
 //! Tables 10.6.3-3 to -5), the computed attributes, and what was included.
 //! Keys the archive cannot match on are ignored and reported in a `Warning`
 //! header, as the standard allows.
+//!
+//! Two extensions serve study lists: `orderby=StudyDate|-PatientName|…`
+//! (study level; `-` descending; default newest first) and
+//! `institution=CODE[,CODE]` (narrows to member institutions within the
+//! caller's scope). A study search that pages (`limit`) gets the total in
+//! `X-Total-Count`.
 
 use axum::Extension;
 use yunying_archive::Caller;
@@ -19,7 +25,7 @@ use serde_json::{Value as Json, json};
 use yunying_dicom::Tag;
 use yunying_dicom::dict;
 use yunying_http_common::{AppError, query_pairs};
-use yunying_index::query::{Filter, Key, Level, Matcher, Query, ValueKind};
+use yunying_index::query::{Filter, Key, Level, Matcher, Query, StudyOrder, ValueKind};
 use yunying_index::{InstanceRow, SeriesRow, StudyRow};
 
 use crate::DicomWeb;
@@ -136,6 +142,19 @@ fn parse_request(dw: &DicomWeb, level: Level, raw: Option<&str>) -> Result<Reque
                     v.trim().parse().map_err(|_| AppError::bad_request(format!("offset {v:?} is not a number")))?;
             }
             "fuzzymatching" => query.fuzzy = v.trim().eq_ignore_ascii_case("true"),
+            // Extensions for study lists (not in PS3.18): the order of
+            // studies, and a narrowing to some member institutions.
+            "orderby" => {
+                if level == Level::Study {
+                    query.order = Some(StudyOrder::parse(&v).map_err(AppError::bad_request)?);
+                } else {
+                    warnings.push("orderby applies to study searches only; ignored".into());
+                }
+            }
+            "institution" => {
+                let codes = query.institution_codes.get_or_insert_with(Vec::new);
+                codes.extend(v.split(',').map(str::trim).filter(|c| !c.is_empty()).map(String::from));
+            }
             "includefield" => {
                 for f in v.split(',').map(str::trim).filter(|f| !f.is_empty()) {
                     if f == "all" {
@@ -336,9 +355,22 @@ async fn run_studies(dw: &DicomWeb, caller: &Caller, headers: &HeaderMap, raw: O
     let rows = dw.archive.query_studies(&req.query).await?;
     dw.archive.audit_query(caller, &format!("QIDO-RS studies {}", raw.as_deref().unwrap_or("")), rows.len(), None).await;
     let truncated = req.query.limit.is_some_and(|l| rows.len() as u32 >= l);
+    // A client that pages is told the total (X-Total-Count), so that a study
+    // list can say "page 3 of 12"; the first page of few results needs no count.
+    let total = if req.limit_given && (truncated || req.query.offset > 0) {
+        Some(dw.archive.count_studies(&req.query).await?)
+    } else if req.limit_given {
+        Some(req.query.offset as u64 + rows.len() as u64)
+    } else {
+        None
+    };
     let base = dw.base(headers);
     let items = rows.iter().map(|r| study_obj(&base, r, &req.include)).collect();
-    Ok(respond(items, &req, truncated))
+    let mut r = respond(items, &req, truncated);
+    if let Some(n) = total {
+        r.headers_mut().insert("x-total-count", HeaderValue::from(n));
+    }
+    Ok(r)
 }
 
 async fn run_series(
