@@ -35,15 +35,17 @@ export function artifact(name) {
 }
 
 /**
- * Starts `yunying serve --demo` on free ports with a fresh data directory.
+ * Starts `yunying serve --demo` on free ports with a fresh data directory
+ * (or the given `data` directory, which is kept).
  * Resolves once /healthz answers 200 (demo data loaded).
  * Returns { base, data, accounts: { username: password }, stop() }.
  */
-export async function startYunying({ demoStudies = 2, demoSlices = 120, extraArgs = [], env = {} } = {}) {
+export async function startYunying({ demoStudies = 2, demoSlices = 120, extraArgs = [], env = {}, data: existing } = {}) {
   const bin = yunyingBin();
   if (!existsSync(bin)) throw new Error(`yunying binary not found at ${bin} (set YUNYING_BIN or build it)`);
-  const tmp = mkdtempSync(path.join(tmpdir(), 'yunying-e2e-'));
-  const data = path.join(tmp, 'data');
+  // A given data directory is the caller's (kept); otherwise a fresh one, removed on stop.
+  const tmp = existing ? null : mkdtempSync(path.join(tmpdir(), 'yunying-e2e-'));
+  const data = existing ?? path.join(tmp, 'data');
   const args = ['serve', '--http', '127.0.0.1:0', '--dicom', '127.0.0.1:0', '--data', data,
     '--demo', '--demo-studies', String(demoStudies), '--demo-slices', String(demoSlices), ...extraArgs];
   const child = spawn(bin, args, {
@@ -87,7 +89,7 @@ export async function startYunying({ demoStudies = 2, demoSlices = 120, extraArg
         child.kill('SIGTERM');
         await withTimeout(new Promise((r) => child.once('exit', r)), 20_000, 'yunying did not stop').catch(() => child.kill('SIGKILL'));
       }
-      rmSync(tmp, { recursive: true, force: true });
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
     },
   };
 }
