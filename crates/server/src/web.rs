@@ -32,10 +32,44 @@ include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
 
 /// The policy of the app's pages: same origin only; `wasm-unsafe-eval` lets
 /// the image codecs (WebAssembly) compile, `blob:` workers the decoders, and
-/// inline styles the viewer's computed layout.
-const APP_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; \
-    style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; font-src 'self' data:; \
-    frame-ancestors 'none'; object-src 'none'; base-uri 'self'; form-action 'self'";
+/// inline styles the viewer's computed layout. Inline scripts of a page (our
+/// build has none; OHIF's has two) are allowed by their SHA-256 alone.
+fn app_csp(page: &[u8]) -> String {
+    let mut script_src = String::from("'self' 'wasm-unsafe-eval'");
+    for body in inline_scripts(page) {
+        use base64::Engine;
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(body);
+        script_src.push_str(&format!(" 'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest)));
+    }
+    format!(
+        "default-src 'self'; script-src {script_src}; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data: blob:; connect-src 'self'; font-src 'self' data:; frame-ancestors 'none'; \
+         object-src 'none'; base-uri 'self'; form-action 'self'"
+    )
+}
+
+/// The contents of a page's `<script>` elements that have no `src`.
+fn inline_scripts(page: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = page;
+    while let Some(open) = find(rest, b"<script") {
+        let after = &rest[open + 7..];
+        let Some(tag_end) = find(after, b">") else { break };
+        let attrs = &after[..tag_end];
+        let body_start = &after[tag_end + 1..];
+        let Some(close) = find(body_start, b"</script") else { break };
+        if !attrs.windows(4).any(|w| w.eq_ignore_ascii_case(b"src=")) && close > 0 {
+            out.push(&body_start[..close]);
+        }
+        rest = &body_start[close..];
+    }
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
+}
 
 /// Paths that belong to the server's APIs, never to the app.
 const API_PREFIXES: &[&str] = &["/api/", "/api", "/dicom-web", "/wado", "/oauth/", "/healthz"];
@@ -207,7 +241,9 @@ fn respond(rel: &str, asset: &Asset, headers: &HeaderMap, head: bool) -> Respons
     }
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if rel.ends_with(".html") {
-        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(APP_CSP));
+        if let Ok(v) = HeaderValue::from_str(&app_csp(&asset.bytes)) {
+            h.insert(header::CONTENT_SECURITY_POLICY, v);
+        }
     }
     let fresh = headers
         .get(header::IF_NONE_MATCH)
@@ -257,6 +293,19 @@ mod tests {
         assert!(!accepts_gzip(&h));
         h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         assert!(!accepts_gzip(&h));
+    }
+
+    #[test]
+    fn inline_scripts_are_allowed_by_their_hash_only() {
+        let page = b"<html><script>window.PUBLIC_URL=\"/\"</script><script defer src=\"/a.js\"></script><SCRIPT type=module>go()</SCRIPT></html>";
+        let found = inline_scripts(page);
+        assert_eq!(found, vec![&b"window.PUBLIC_URL=\"/\""[..], &b"go()"[..]]);
+        let csp = app_csp(page);
+        // echo -n 'go()' | openssl dgst -sha256 -binary | base64
+        assert!(csp.contains("'sha256-"), "{csp}");
+        assert_eq!(csp.matches("'sha256-").count(), 2);
+        assert!(!csp.contains("'unsafe-inline' 'wasm") && !csp.contains("script-src 'self' 'unsafe-inline'"));
+        assert_eq!(app_csp(b"<script src=\"/x.js\"></script>").matches("sha256").count(), 0);
     }
 
     #[test]
