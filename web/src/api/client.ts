@@ -26,6 +26,11 @@ export async function apiFetch(path: string, init: RequestInit = {}): Promise<Re
   }
   const r = await fetch(path, { ...init, headers, credentials: 'same-origin' });
   if (!r.ok) {
+    // A session that ended (idle time-out, signed out elsewhere): the
+    // session guard (app/session.tsx) takes the user back to sign-in.
+    if (r.status === 401 && !path.startsWith('/api/auth/login') && !path.startsWith('/api/auth/me')) {
+      window.dispatchEvent(new Event('yunying:session-expired'));
+    }
     let body: unknown;
     let message = `${r.status} ${r.statusText}`;
     try {
