@@ -76,7 +76,7 @@ async fn https_serves_http1_and_http2_with_hsts_and_refuses_plain_and_untrusting
         assert_eq!(hsts.map(|l| l.split_once(':').unwrap().1.trim()), Some("max-age=31536000"), "{}", r.stdout);
     }
     // Other routes go through the same router (a 404 of ours, over TLS).
-    let r = tool("curl", &["-sS", "--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}", &format!("{}/nope", s.base)]);
+    let r = tool("curl", &["-sS", "--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}", &format!("{}/api/nope", s.base)]);
     assert_eq!(r.stdout, "404", "{}", r.out);
 
     // Plain HTTP to the TLS port gets no HTTP answer.
