@@ -1,4 +1,51 @@
-// Placeholder: replaced by the viewer.
+// The DICOM viewer page (/viewer?StudyInstanceUIDs=UID[,UID][&SeriesInstanceUIDs=…]).
+// A light shell: it starts the DICOMweb queries (series, study, the main
+// series' metadata) at once, while the Cornerstone chunk (ViewerApp) loads.
+import { lazy, Suspense, useEffect, useState } from 'react';
+import { useT } from '../i18n';
+import { viewerMessages } from './messages';
+import { startStudyLoad } from './data/studyLoad';
+import { markOnce } from './data/marks';
+import './viewer.css';
+
+// Fetched as soon as this small module runs, in parallel with the study queries.
+const viewerAppChunk = import('./ViewerApp');
+const ViewerApp = lazy(() => viewerAppChunk);
+
+function readParams() {
+  const q = new URLSearchParams(location.search);
+  const list = (k: string) => (q.get(k) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return { studyUIDs: list('StudyInstanceUIDs'), seriesUIDs: list('SeriesInstanceUIDs') };
+}
+
 export default function ViewerPage() {
-  return <p>viewer</p>;
+  const t = useT(viewerMessages);
+  const [params] = useState(readParams);
+  const [load] = useState(() => {
+    if (!params.studyUIDs.length) return undefined;
+    const p = startStudyLoad(params.studyUIDs, params.seriesUIDs);
+    p.catch(() => {}); // reported by ViewerApp
+    return p;
+  });
+  // The server-rendered first image, on screen while the viewer's code loads (slow phone links).
+  const [preview, setPreview] = useState<string>();
+  useEffect(() => {
+    let live = true;
+    load?.then((l) => l.preview).then((url) => live && setPreview(url), () => {});
+    return () => {
+      live = false;
+    };
+  }, [load]);
+  if (!load) return <div className="yy-viewer-msg" data-testid="viewer-error">{t('noStudy')}</div>;
+  const fallback = (
+    <div className="yy-viewer yy-preview-page" data-testid="viewer-loading">
+      {preview ? <img className="yy-preview" src={preview} alt="" data-testid="viewer-preview" onLoad={() => markOnce('yunying:first-preview')} />
+        : <span className="yy-viewer-msg">{t('loading')}</span>}
+    </div>
+  );
+  return (
+    <Suspense fallback={fallback}>
+      <ViewerApp load={load} preview={preview} />
+    </Suspense>
+  );
 }
