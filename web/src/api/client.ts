@@ -28,7 +28,7 @@ export async function apiFetch(path: string, init: RequestInit = {}): Promise<Re
   if (!r.ok) {
     // A session that ended (idle time-out, signed out elsewhere): the
     // session guard (app/session.tsx) takes the user back to sign-in.
-    if (r.status === 401 && !path.startsWith('/api/auth/login') && !path.startsWith('/api/auth/me')) {
+    if (r.status === 401 && typeof window !== 'undefined' && !path.startsWith('/api/auth/login') && !path.startsWith('/api/auth/me')) {
       window.dispatchEvent(new Event('yunying:session-expired'));
     }
     let body: unknown;
