@@ -265,6 +265,14 @@ impl BlobStore for FsStore {
     fn local_path(&self, key: &str) -> Option<PathBuf> {
         self.path(key).ok()
     }
+
+    /// Files carry no checksum: the catalog's is the reference.
+    async fn recorded_sha256(&self, key: &str) -> Result<Option<crate::Sha256Digest>> {
+        match self.head(key).await? {
+            Some(_) => Ok(None),
+            None => Err(BlobError::NotFound(key.to_string())),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,10 +14,10 @@ use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use yunying_archive::{Archive, ArchiveSettings};
-use yunying_blob::{BlobStore, FsStore};
+use yunying_blob::{BlobStore, FsStore, S3Store};
 use yunying_index::{Index, NewInstitution};
 
-use crate::config::{CatalogBackend, Settings};
+use crate::config::{CatalogBackend, Settings, StorageSettings};
 
 /// Opens the catalog the settings name.
 pub async fn open_catalog(settings: &Settings) -> anyhow_like::Result<Arc<dyn Index>> {
@@ -34,11 +34,20 @@ pub async fn open_catalog(settings: &Settings) -> anyhow_like::Result<Arc<dyn In
     Ok(index)
 }
 
-/// Opens the blob store the settings name.
+/// Opens the blob store the settings name (for S3 no request is made yet:
+/// an unreachable bucket shows in the first store or read, and in the logs).
 pub fn open_blobs(settings: &Settings) -> anyhow_like::Result<Arc<dyn BlobStore>> {
-    let store = FsStore::open(&settings.blob_path)
-        .map_err(|e| anyhow_like::Error(format!("cannot open the blob store {}: {e}", settings.blob_path.display())))?;
-    Ok(Arc::new(store))
+    let store: Arc<dyn BlobStore> = match &settings.storage {
+        StorageSettings::Fs { path } => Arc::new(
+            FsStore::open(path)
+                .map_err(|e| anyhow_like::Error(format!("cannot open the blob store {}: {e}", path.display())))?,
+        ),
+        StorageSettings::S3(config) => Arc::new(
+            S3Store::open(config)
+                .map_err(|e| anyhow_like::Error(format!("cannot open the S3 blob store: {e}")))?,
+        ),
+    };
+    Ok(store)
 }
 
 /// Opens everything and returns the archive (creating the default institution if needed).

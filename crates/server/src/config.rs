@@ -43,8 +43,40 @@ data = "./yunying-data"
 max_connections = 16
 
 [storage]
-# Where original objects are kept. Default: <data>/blobs.
+# Where original objects (and derived data) are kept: "fs", files under
+# `path` on durable local storage, or "s3", an S3-compatible bucket (MinIO,
+# Ceph RGW, Alibaba OSS...) described in [storage.s3].
+kind = "fs"
+# For kind = "fs". Default: <data>/blobs.
 # path = "/srv/yunying/blobs"
+
+# For kind = "s3". Every object's SHA-256 is recorded in its metadata
+# (x-amz-meta-sha256) and checked when it is read whole; large objects go up
+# in parts. Give the bucket a lifecycle rule that removes incomplete multipart
+# uploads after a day (they are left behind only by a crash).
+# Example, Alibaba OSS (virtual-hosted style, region id as the region):
+# [storage.s3]
+# endpoint = "https://s3.oss-cn-hangzhou.aliyuncs.com"
+# bucket = "yunying-archive"
+# region = "cn-hangzhou"
+# virtual_hosted = true
+# prefix = "pacs"                     # a folder inside the bucket (optional)
+# access_key_id = "LTAI5t..."         # env YUNYING_S3_ACCESS_KEY_ID
+# The secret is never written here: env YUNYING_S3_SECRET_ACCESS_KEY, or a
+# file readable only by the service account:
+# secret_access_key_file = "/etc/yunying/s3.secret"
+# MinIO / Ceph RGW: path style (the default), region "us-east-1":
+# endpoint = "https://minio.example.cn:9000"
+# virtual_hosted = false
+# Plain http:// endpoints are refused unless allowed (a store on a
+# protected network only):
+# allow_http = false
+# Objects above this size go up in parts of this size (MiB, at least 5),
+# this many parts at once:
+# part_size_mib = 16
+# upload_concurrency = 2
+# Check the recorded SHA-256 when an object is read whole:
+# verify_reads = true
 
 [ingest]
 # Institution that objects are attributed to when the sender's identity does
@@ -425,7 +457,124 @@ pub struct RawCatalog {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStorage {
+    /// "fs" (default) or "s3".
+    pub kind: Option<String>,
     pub path: Option<PathBuf>,
+    pub s3: Option<RawS3>,
+}
+
+/// `[storage.s3]` as written.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3 {
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub region: Option<String>,
+    pub prefix: Option<String>,
+    pub virtual_hosted: Option<bool>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Refused with a clear message: secrets do not belong in this file.
+    pub secret_access_key: Option<String>,
+    pub allow_http: Option<bool>,
+    pub part_size_mib: Option<usize>,
+    pub upload_concurrency: Option<usize>,
+    pub verify_reads: Option<bool>,
+}
+
+impl std::fmt::Debug for RawS3 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawS3")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where blobs are kept.
+#[derive(Debug, Clone)]
+pub enum StorageSettings {
+    /// Files under a directory.
+    Fs { path: PathBuf },
+    /// An S3-compatible bucket (its Debug hides the secret).
+    S3(yunying_blob::S3Config),
+}
+
+impl StorageSettings {
+    fn resolve(raw: RawStorage, data: &Path) -> Result<StorageSettings, ConfigError> {
+        let kind = raw.kind.as_deref().map(str::trim).unwrap_or("fs").to_ascii_lowercase();
+        match kind.as_str() {
+            "fs" => {
+                if raw.s3.is_some() {
+                    return Err(ConfigError(
+                        "a [storage.s3] section is given but storage.kind is \"fs\": set kind = \"s3\" to use the bucket".into(),
+                    ));
+                }
+                Ok(StorageSettings::Fs { path: raw.path.unwrap_or_else(|| data.join("blobs")) })
+            }
+            "s3" => {
+                if raw.path.is_some() {
+                    return Err(ConfigError("storage.path is for kind = \"fs\"; with kind = \"s3\" use [storage.s3]".into()));
+                }
+                let s3 = raw.s3.ok_or_else(|| {
+                    ConfigError("storage.kind = \"s3\" needs a [storage.s3] section (endpoint, bucket, region, access_key_id)".into())
+                })?;
+                Ok(StorageSettings::S3(resolve_s3(s3)?))
+            }
+            other => Err(ConfigError(format!("storage.kind {other:?} is \"fs\" or \"s3\""))),
+        }
+    }
+}
+
+fn resolve_s3(raw: RawS3) -> Result<yunying_blob::S3Config, ConfigError> {
+    if raw.secret_access_key.is_some() {
+        return Err(ConfigError(
+            "storage.s3.secret_access_key: the secret is not read from the configuration file; set YUNYING_S3_SECRET_ACCESS_KEY or storage.s3.secret_access_key_file".into(),
+        ));
+    }
+    let need = |v: Option<String>, what: &str| {
+        v.map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ConfigError(format!("storage.s3.{what} is required with storage.kind = \"s3\"")))
+    };
+    let endpoint = need(raw.endpoint, "endpoint")?;
+    let bucket = need(raw.bucket, "bucket")?;
+    let access_key_id =
+        need(env("YUNYING_S3_ACCESS_KEY_ID").or(raw.access_key_id), "access_key_id (or env YUNYING_S3_ACCESS_KEY_ID)")?;
+    let secret = match (env("YUNYING_S3_SECRET_ACCESS_KEY"), raw.secret_access_key_file) {
+        (Some(s), _) => s.trim().to_string(),
+        (None, Some(file)) => std::fs::read_to_string(&file)
+            .map_err(|e| ConfigError(format!("storage.s3.secret_access_key_file {}: {e}", file.display())))?
+            .trim()
+            .to_string(),
+        (None, None) => {
+            return Err(ConfigError(
+                "the S3 secret access key is missing: set YUNYING_S3_SECRET_ACCESS_KEY or storage.s3.secret_access_key_file".into(),
+            ));
+        }
+    };
+    if secret.is_empty() {
+        return Err(ConfigError("the S3 secret access key is empty".into()));
+    }
+    let mut c = yunying_blob::S3Config::new(endpoint, bucket, access_key_id, secret);
+    if let Some(r) = raw.region {
+        c.region = r.trim().to_string();
+    }
+    c.prefix = raw.prefix.unwrap_or_default();
+    c.virtual_hosted = raw.virtual_hosted.unwrap_or(false);
+    c.allow_http = raw.allow_http.unwrap_or(false);
+    if let Some(mib) = raw.part_size_mib {
+        if !(5..=5 * 1024).contains(&mib) {
+            return Err(ConfigError(format!("storage.s3.part_size_mib {mib} is 5 to 5120 (S3's part sizes)")));
+        }
+        c.part_size = mib << 20;
+    }
+    c.upload_concurrency = raw.upload_concurrency.unwrap_or(2).clamp(1, 16);
+    c.verify_reads = raw.verify_reads.unwrap_or(true);
+    c.validate().map_err(|e| ConfigError(format!("storage.s3: {e}")))?;
+    Ok(c)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -465,7 +614,8 @@ pub struct Settings {
     pub data: PathBuf,
     pub public_url: Option<String>,
     pub catalog: CatalogBackend,
-    pub blob_path: PathBuf,
+    /// Where blobs are kept.
+    pub storage: StorageSettings,
     pub staging_path: PathBuf,
     pub default_institution: String,
     pub default_institution_name: String,
@@ -742,7 +892,7 @@ impl Settings {
             }
             None => CatalogBackend::Sqlite { path: data.join("catalog.db") },
         };
-        let blob_path = raw.storage.path.unwrap_or_else(|| data.join("blobs"));
+        let storage = StorageSettings::resolve(raw.storage, &data)?;
         let charset_label = raw.ingest.fallback_charset.unwrap_or_else(|| "GB18030".into());
         let fallback_charset = encoding_rs::Encoding::for_label(charset_label.as_bytes()).ok_or_else(|| {
             ConfigError(format!("ingest.fallback_charset {charset_label:?} is not a known encoding (try GB18030)"))
@@ -782,7 +932,7 @@ impl Settings {
             data,
             public_url,
             catalog,
-            blob_path,
+            storage,
             default_institution,
             default_institution_name: raw.ingest.default_institution_name.unwrap_or_else(|| "默认机构".into()),
             fallback_charset,
@@ -845,6 +995,57 @@ mod tests {
         let e = Settings::resolve(RawConfig::default(), &Overrides { http: Some("nope".into()), ..Default::default() })
             .unwrap_err();
         assert!(e.0.contains("server.http"));
+    }
+
+    #[test]
+    fn storage_sections() {
+        let flags = Overrides { data: Some("/d".into()), ..Default::default() };
+        let s = Settings::resolve(RawConfig::default(), &flags).unwrap();
+        assert!(matches!(&s.storage, StorageSettings::Fs { path } if path == Path::new("/d/blobs")));
+        let raw: RawConfig = toml::from_str("[storage]\npath = \"/srv/blobs\"").unwrap();
+        let s = Settings::resolve(raw, &flags).unwrap();
+        assert!(matches!(s.storage, StorageSettings::Fs { path } if path == Path::new("/srv/blobs")));
+
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s3.secret");
+        std::fs::write(&secret, "oss-secret-value\n").unwrap();
+        let s3 = |extra: &str| {
+            format!(
+                "[storage]\nkind = \"s3\"\n[storage.s3]\nendpoint = \"https://s3.oss-cn-hangzhou.aliyuncs.com\"\n\
+                 bucket = \"yunying-archive\"\nregion = \"cn-hangzhou\"\nvirtual_hosted = true\nprefix = \"pacs\"\n\
+                 access_key_id = \"LTAI5tExample\"\nsecret_access_key_file = {:?}\n{extra}",
+                secret.display().to_string()
+            )
+        };
+        let resolve = |text: &str| Settings::resolve(toml::from_str(text).unwrap(), &flags);
+        let s = resolve(&s3("part_size_mib = 32\n")).unwrap();
+        assert!(!format!("{s:?}").contains("oss-secret-value"), "the secret never shows in Debug (logs)");
+        let StorageSettings::S3(c) = s.storage else { panic!("not s3") };
+        assert_eq!((c.bucket.as_str(), c.region.as_str(), c.prefix.as_str()), ("yunying-archive", "cn-hangzhou", "pacs"));
+        assert!(c.virtual_hosted && !c.allow_http && c.verify_reads);
+        assert_eq!(c.part_size, 32 << 20);
+        if std::env::var_os("YUNYING_S3_SECRET_ACCESS_KEY").is_none() {
+            assert_eq!(c.secret_access_key, "oss-secret-value", "read from the file, trimmed");
+        }
+
+        let err = |text: &str| resolve(text).unwrap_err().0;
+        assert!(err("[storage]\nkind = \"nfs\"").contains("\"fs\" or \"s3\""));
+        assert!(err("[storage]\nkind = \"s3\"").contains("[storage.s3]"));
+        assert!(err("[storage.s3]\nbucket = \"b\"").contains("set kind = \"s3\""));
+        assert!(err(&s3("secret_access_key = \"oops\"\n")).contains("YUNYING_S3_SECRET_ACCESS_KEY"));
+        assert!(err(&s3("part_size_mib = 1\n")).contains("part_size_mib"));
+        assert!(err(&s3("").replace("bucket = \"yunying-archive\"\n", "")).contains("storage.s3.bucket is required"));
+        let http = s3("")
+            .replace("https://s3.oss-cn-hangzhou.aliyuncs.com", "http://10.0.0.5:9000")
+            .replace("virtual_hosted = true", "virtual_hosted = false");
+        assert!(err(&http).contains("allow_http"));
+        assert!(resolve(&format!("{http}allow_http = true\n")).is_ok());
+        let missing = s3("").replace(&format!("secret_access_key_file = {:?}\n", secret.display().to_string()), "");
+        if std::env::var_os("YUNYING_S3_SECRET_ACCESS_KEY").is_none() {
+            assert!(err(&missing).contains("secret access key is missing"));
+        }
+        let with_path = s3("").replace("kind = \"s3\"\n", "kind = \"s3\"\npath = \"/x\"\n");
+        assert!(err(&with_path).contains("storage.path is for kind"));
     }
 
     #[test]
