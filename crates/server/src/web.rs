@@ -240,10 +240,12 @@ fn respond(rel: &str, asset: &Asset, headers: &HeaderMap, head: bool) -> Respons
         h.insert(header::ETAG, v);
     }
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    if rel.ends_with(".html") {
-        if let Ok(v) = HeaderValue::from_str(&app_csp(&asset.bytes)) {
-            h.insert(header::CONTENT_SECURITY_POLICY, v);
-        }
+    // Every file of the app carries the app's policy: a worker script takes
+    // its policy from its own response, and the decoders' WebAssembly needs
+    // `wasm-unsafe-eval` there too. Pages add the hashes of their inline scripts.
+    let csp = if rel.ends_with(".html") { app_csp(&asset.bytes) } else { app_csp(b"") };
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     let fresh = headers
         .get(header::IF_NONE_MATCH)

@@ -54,6 +54,8 @@ async fn pages_files_caching_and_the_apis_boundary() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()[CACHE_CONTROL], "public, max-age=31536000, immutable");
     assert_eq!(r.headers()[CONTENT_ENCODING], "gzip");
+    let csp = r.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("'wasm-unsafe-eval'"), "a worker script's own policy lets its codecs compile: {csp}");
     assert!(r.headers()[CONTENT_TYPE].to_str().unwrap().starts_with("text/javascript"));
     let etag = r.headers()[ETAG].clone();
     let zipped = r.bytes().await.unwrap();
