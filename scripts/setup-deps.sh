@@ -41,6 +41,11 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# The S3 blob store's tests run against s3s-fs (built once, cached).
+if [[ "${1:-}" == "--test" ]]; then
+  ./scripts/setup-s3s.sh >/dev/null
+fi
+
 # Python tools of the black-box tests, pinned, in a venv outside the clone.
 VENV="${YUNYING_VENV:-$HOME/.cache/yunying/venv}"
 REQ=tests/python/requirements.txt

@@ -17,6 +17,8 @@ cd "$(dirname "$0")/.."
 
 export YUNYING_TESTDATA="${YUNYING_TESTDATA:-$HOME/.cache/yunying/testdata}"
 export YUNYING_VENV="${YUNYING_VENV:-$HOME/.cache/yunying/venv}"
+# The S3 store's suite must run here (setup-deps installed s3s-fs), not skip.
+export YUNYING_REQUIRE_S3=1
 
 echo "== cargo test (workspace)"
 cargo test --workspace --locked -- --test-threads="${YUNYING_TEST_THREADS:-2}"
