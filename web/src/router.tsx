@@ -6,7 +6,11 @@ import { LoginPage } from './app/LoginPage';
 import { StudyListPage } from './app/StudyListPage';
 import { RequireSession } from './app/session';
 
-const ViewerPage = lazy(() => import('./viewer/ViewerPage'));
+const loadViewerPage = () => import('./viewer/ViewerPage');
+// Opened straight at /viewer (a link, a QR code): fetch the viewer's code and
+// start its study queries now, while the session is being checked, not after.
+if (location.pathname === '/viewer') void loadViewerPage();
+const ViewerPage = lazy(loadViewerPage);
 
 /** Navigates without a reload (pushState) and re-renders the routes. */
 export function navigate(to: string, { replace = false } = {}) {

@@ -18,15 +18,31 @@ function readParams() {
   return { studyUIDs: list('StudyInstanceUIDs'), seriesUIDs: list('SeriesInstanceUIDs') };
 }
 
+/** The study's queries, started once per page address (a remount or a
+ * second render reuses them: no duplicate searches in the audit trail);
+ * failures are reported by ViewerApp. */
+const started = new Map<string, ReturnType<typeof startStudyLoad>>();
+function start(params: ReturnType<typeof readParams>) {
+  if (!params.studyUIDs.length) return undefined;
+  const key = `${params.studyUIDs.join(',')}|${params.seriesUIDs.join(',')}`;
+  let p = started.get(key);
+  if (!p) {
+    p = startStudyLoad(params.studyUIDs, params.seriesUIDs);
+    p.catch(() => started.delete(key));
+    started.set(key, p);
+  }
+  return p;
+}
+
+// When the page is opened at /viewer this module is fetched at once (see
+// router.tsx): the queries start here, before the session check has finished.
+// Without a session they fail with 401 and the guard goes to sign-in anyway.
+if (location.pathname === '/viewer') start(readParams());
+
 export default function ViewerPage() {
   const t = useT(viewerMessages);
   const [params] = useState(readParams);
-  const [load] = useState(() => {
-    if (!params.studyUIDs.length) return undefined;
-    const p = startStudyLoad(params.studyUIDs, params.seriesUIDs);
-    p.catch(() => {}); // reported by ViewerApp
-    return p;
-  });
+  const [load] = useState(() => start(params));
   // The server-rendered first image, on screen while the viewer's code loads (slow phone links).
   const [preview, setPreview] = useState<string>();
   useEffect(() => {
