@@ -2,14 +2,24 @@
 export type DicomJsonValue = { vr: string; Value?: unknown[]; BulkDataURI?: string; InlineBinary?: string };
 export type DicomJson = Record<string, DicomJsonValue>;
 
-/** First value of a tag as a string (person names give their Alphabetic group). */
+/** A person name group as people write it: Chinese components joined
+ * without spaces (张^杰 → 张杰), others with spaces (Zhang^Jie → Zhang Jie). */
+export function personNameGroup(group: string): string {
+  const parts = group.split('^').map((p) => p.trim()).filter(Boolean);
+  const cjk = /[\u3400-\u9fff\uf900-\ufaff]|[\ud840-\ud87f][\udc00-\udfff]/;
+  return parts.join(parts.some((p) => cjk.test(p)) ? '' : ' ');
+}
+
+/** First value of a tag as a string (a person name as "张杰 (Zhang Jie)"). */
 export function str(obj: DicomJson | undefined, tag: string): string {
   const v = obj?.[tag]?.Value?.[0];
   if (v == null) return '';
   if (typeof v === 'object') {
     const pn = v as { Alphabetic?: string; Ideographic?: string };
-    if (pn.Ideographic && pn.Alphabetic) return `${pn.Ideographic} (${pn.Alphabetic})`;
-    return pn.Ideographic ?? pn.Alphabetic ?? '';
+    const ideo = pn.Ideographic ? personNameGroup(pn.Ideographic) : '';
+    const alpha = pn.Alphabetic ? personNameGroup(pn.Alphabetic) : '';
+    if (ideo && alpha) return `${ideo} (${alpha})`;
+    return ideo || alpha;
   }
   return String(v);
 }
