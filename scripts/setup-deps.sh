@@ -5,7 +5,8 @@
 # (an independent HTJ2K encoder the pixel tests decode), OpenJPEG's tools,
 # cmake (CharLS), a CJK font (electronic film text), poppler-utils (the film
 # tests read the PDF), openssl (test certificates), and the Python packages of the black-box tests in a
-# private virtual environment; with --test also Chromium (browser tests).
+# private virtual environment; with --test also Chromium (browser tests) and
+# s3s-fs (the S3 blob store's tests; scripts/setup-s3s.sh).
 # Node.js (>= 20.19, for the web app) is expected on the machine.
 # Safe to run again: it only installs what is absent.
 set -euo pipefail
