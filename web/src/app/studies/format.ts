@@ -2,16 +2,7 @@
 // component groups), DICOM dates and times, sex and age.
 import type { Locale } from '../../i18n';
 import type { PersonName } from '../../api/studies';
-
-const CJK = /[\u3400-\u9fff\uf900-\ufaff]/;
-
-/** One component group ("张^三", "Zhang^San") as people write it. */
-function group(g: string): string {
-  const parts = g.split('^').map((p) => p.trim()).filter(Boolean);
-  if (!parts.length) return '';
-  // Family name first; Chinese names are written without a space.
-  return CJK.test(g) ? parts.slice(0, 2).join('') : parts.slice(0, 3).join(' ');
-}
+import { CJK, personNameGroup as group } from '../../dicom/personName';
 
 /** The name to show first and, when it differs, the other script. */
 export function displayName(pn: PersonName, locale: Locale): { primary: string; secondary: string } {

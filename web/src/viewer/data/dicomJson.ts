@@ -1,14 +1,8 @@
 // Reading values out of DICOM JSON (PS3.18 F.2) objects as QIDO/WADO-RS return them.
+import { personNameGroup } from '../../dicom/personName';
+
 export type DicomJsonValue = { vr: string; Value?: unknown[]; BulkDataURI?: string; InlineBinary?: string };
 export type DicomJson = Record<string, DicomJsonValue>;
-
-/** A person name group as people write it: Chinese components joined
- * without spaces (张^杰 → 张杰), others with spaces (Zhang^Jie → Zhang Jie). */
-export function personNameGroup(group: string): string {
-  const parts = group.split('^').map((p) => p.trim()).filter(Boolean);
-  const cjk = /[\u3400-\u9fff\uf900-\ufaff]|[\ud840-\ud87f][\udc00-\udfff]/;
-  return parts.join(parts.some((p) => cjk.test(p)) ? '' : ' ');
-}
 
 /** First value of a tag as a string (a person name as "张杰 (Zhang Jie)"). */
 export function str(obj: DicomJson | undefined, tag: string): string {
