@@ -198,8 +198,10 @@ impl Archive {
         let forward_to = self.forward_destinations(source, &institution, a.modality.as_deref());
         let forwarding = !forward_to.is_empty();
         let derive = self.wants_derived(a.modality.as_deref(), a.rows.is_some());
+        let cloud = self.wants_cloud(a.study_date.as_deref().map(normalize_date).as_deref());
         let row = NewInstance {
             derive,
+            cloud,
             patient_secrets: crate::personal_data::seal(&self.settings.keys, &ex.personal),
             forward_to,
             institution_id: institution.id,
@@ -285,6 +287,9 @@ impl Archive {
         }
         if derive && status != IngestStatus::Duplicate {
             self.derive_wakeup.notify_one();
+        }
+        if cloud && status != IngestStatus::Duplicate {
+            self.cloud_wakeup.notify_one();
         }
         // Repeated stores into one study by one sender fold into one record
         // and a count (see `audit`).

@@ -30,6 +30,7 @@ pub mod render;
 mod query_retrieve;
 mod retrieve;
 mod staging;
+pub mod storage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -84,6 +85,8 @@ pub struct ArchiveSettings {
     pub output_cache_bytes: usize,
     /// The font of film text (a CJK one); `None` looks in the usual places.
     pub film_font: Option<PathBuf>,
+    /// The storage tiers and scrubbing.
+    pub storage: storage::StorageTiers,
 }
 
 impl ArchiveSettings {
@@ -103,6 +106,7 @@ impl ArchiveSettings {
             derive: derive::DeriveSettings::default(),
             output_cache_bytes: 256 << 20,
             film_font: None,
+            storage: storage::StorageTiers::default(),
         }
     }
 }
@@ -127,6 +131,8 @@ pub struct Archive {
     forward_wakeup: tokio::sync::Notify,
     /// Wakes the derive worker when instances were marked.
     derive_wakeup: tokio::sync::Notify,
+    /// Wakes the cloud copy worker when objects were marked.
+    cloud_wakeup: tokio::sync::Notify,
     /// Rendered images and transcoded frames, briefly.
     output_cache: output_cache::OutputCache,
     /// Forwarding destinations found unreachable: until when (unix ms) new
@@ -174,6 +180,7 @@ impl Archive {
             institutions_read: std::sync::Mutex::new(std::time::Instant::now()),
             forward_wakeup: tokio::sync::Notify::new(),
             derive_wakeup: tokio::sync::Notify::new(),
+            cloud_wakeup: tokio::sync::Notify::new(),
             output_cache,
             forward_down: std::sync::Mutex::new(std::collections::HashMap::new()),
             audit,

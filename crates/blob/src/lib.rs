@@ -6,6 +6,9 @@
 //!   fsync, link into place, fsync the directory). The embedded default.
 //! - [`S3Store`]: objects in an S3-compatible bucket (MinIO, Ceph RGW,
 //!   Alibaba OSS...), with each object's SHA-256 recorded in its metadata.
+//! - [`TieredStore`]: the local tier, an optional cloud tier (filled by the
+//!   catalog's copy queue, read when the local tier lacks an object) and an
+//!   optional mirror written with every put (a change of store's cut-over).
 //! - [`contract`] (feature `contract-tests`): the suite every store passes.
 //!
 //! Keys are relative, `/`-separated paths of `[A-Za-z0-9._-]` segments, so
@@ -13,6 +16,7 @@
 
 mod fs;
 mod s3;
+mod tiered;
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
 
@@ -26,6 +30,7 @@ use sha2::Digest;
 
 pub use fs::FsStore;
 pub use s3::{S3Config, S3Store};
+pub use tiered::TieredStore;
 
 /// Errors of a blob store.
 #[derive(Debug, thiserror::Error)]

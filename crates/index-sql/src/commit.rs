@@ -307,8 +307,8 @@ async fn commit_one(
     let instance_id: i64 = sqlx::query(index.sql(
         "INSERT INTO instance (series_id, study_id, sop_uid, version, current, sop_class_uid, transfer_syntax, \
          instance_number, rows_, columns_, bits_allocated, number_of_frames, sha256, size_bytes, blob_key, \
-         frames, bulk, attrs, institution_id, received_from, received_at, derive_state, derive_due) \
-         VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         frames, bulk, attrs, institution_id, received_from, received_at, derive_state, derive_due, cloud_state, cloud_due) \
+         VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     ))
     .bind(series_id)
     .bind(study_id)
@@ -331,6 +331,8 @@ async fn commit_one(
     .bind(inst.received_from.as_str())
     .bind(inst.received_at)
     .bind(if n.derive { crate::derive_queue::WANTED } else { crate::derive_queue::NOT_WANTED })
+    .bind(now)
+    .bind(if n.cloud { crate::storage::CLOUD_WANTED } else { crate::storage::CLOUD_NOT_WANTED })
     .bind(now)
     .fetch_one(&mut *c)
     .await?

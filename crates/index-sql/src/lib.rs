@@ -14,6 +14,7 @@ mod application_entities;
 mod audit;
 mod commit;
 mod derive_queue;
+mod storage;
 mod directory;
 mod forward_jobs;
 mod migrate;
@@ -258,6 +259,70 @@ impl Index for SqlIndex {
 
     async fn forward_backlog(&self) -> Result<Vec<ForwardBacklog>> {
         forward_jobs::backlog(self).await
+    }
+
+    async fn claim_cloud_copies(&self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<CloudCopyTask>> {
+        storage::claim_cloud(self, now, lease_until, limit).await
+    }
+
+    async fn finish_cloud_copy(&self, id: i64, outcome: &CloudCopyOutcome) -> Result<()> {
+        storage::finish_cloud(self, id, outcome).await
+    }
+
+    async fn request_cloud_copies(&self, since_study_date: &str, retry_failed: bool, now: i64) -> Result<u64> {
+        storage::request_cloud(self, since_study_date, retry_failed, now).await
+    }
+
+    async fn cloud_expired(&self, before_study_date: &str, after_id: i64, limit: u32) -> Result<Vec<BlobRecord>> {
+        storage::cloud_expired(self, before_study_date, after_id, limit).await
+    }
+
+    async fn mark_cloud_removed(&self, ids: &[i64], at: i64) -> Result<()> {
+        storage::mark_cloud_removed(self, ids, at).await
+    }
+
+    async fn cloud_backlog(&self) -> Result<CloudBacklog> {
+        storage::cloud_backlog(self).await
+    }
+
+    async fn blob_records(&self, after_id: i64, up_to_id: i64, limit: u32) -> Result<Vec<BlobRecord>> {
+        storage::blob_records(self, after_id, up_to_id, limit).await
+    }
+
+    async fn max_instance_id(&self) -> Result<i64> {
+        storage::max_instance_id(self).await
+    }
+
+    async fn try_lease(&self, name: &str, holder: &str, now: i64, until: i64) -> Result<bool> {
+        storage::try_lease(self, name, holder, now, until).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        storage::release_lease(self, name, holder).await
+    }
+
+    async fn create_storage_task(&self, kind: &str, source: &str, target: Option<&str>, last_id: i64, now: i64) -> Result<StorageTask> {
+        storage::create_task(self, kind, source, target, last_id, now).await
+    }
+
+    async fn save_storage_task(&self, task: &StorageTask) -> Result<()> {
+        storage::save_task(self, task).await
+    }
+
+    async fn storage_tasks(&self, kind: Option<&str>, limit: u32) -> Result<Vec<StorageTask>> {
+        storage::tasks(self, kind, limit).await
+    }
+
+    async fn record_blob_problem(&self, p: &BlobProblem) -> Result<()> {
+        storage::record_problem(self, p).await
+    }
+
+    async fn resolve_blob_problems(&self, store: &str, blob_key: &str, resolution: &str, at: i64) -> Result<u64> {
+        storage::resolve_problems(self, store, blob_key, resolution, at).await
+    }
+
+    async fn open_blob_problems(&self, limit: u32) -> Result<(Vec<BlobProblem>, i64)> {
+        storage::open_problems(self, limit).await
     }
 
     async fn claim_derive(&self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<DeriveTask>> {

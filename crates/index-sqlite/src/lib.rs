@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[Migration] =
         Migration { version: 4, name: "forward jobs", sql: include_str!("../migrations/0004_forward_jobs.sql") },
         Migration { version: 5, name: "identity, access and audit", sql: include_str!("../migrations/0005_identity.sql") },
         Migration { version: 6, name: "derive queue", sql: include_str!("../migrations/0006_derived.sql") },
+        Migration { version: 7, name: "storage tiers", sql: include_str!("../migrations/0007_storage.sql") },
     ];
 
 /// Opens (creating if needed) the catalog at `path` and migrates it.

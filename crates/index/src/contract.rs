@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::directory::*;
 use crate::model::*;
+use crate::storage::*;
 use crate::query::{Key, Level, Query};
 use crate::{Index, IndexError};
 use yunying_util::InstitutionId;
@@ -60,6 +61,9 @@ pub fn cases() -> Vec<Case> {
         case!(audit_search_filters_newest_first),
         case!(audit_search_limit_zero_means_one_hundred),
         case!(audit_taken_position_is_a_conflict_writing_nothing),
+        case!(cloud_copy_queue_claim_finish_expire_and_request),
+        case!(job_leases_one_holder_at_a_time),
+        case!(storage_tasks_and_blob_problems),
     ]
 }
 
@@ -167,6 +171,7 @@ impl Sample {
             },
             forward_to: Vec::new(),
             derive: false,
+            cloud: false,
             instance: InstanceFields {
                 sop_uid: self.sop.clone(),
                 sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
@@ -1431,4 +1436,137 @@ async fn audit_taken_position_is_a_conflict_writing_nothing(index: Arc<dyn Index
     index.append_audit(&[simple_row("node-a", 3)], &anchor_at("node-a", 3)).await.unwrap();
     assert_eq!(index.audit_chain("node-a", 0, 100).await.unwrap().len(), 3);
     assert_eq!(index.audit_anchors().await.unwrap(), vec![anchor_at("node-a", 3), anchor_at("node-b", 2)]);
+}
+
+// --- storage tiers (migration 7) -------------------------------------------
+
+async fn cloud_copy_queue_claim_finish_expire_and_request(index: Arc<dyn Index>) {
+    let inst = institution(&index, "H1").await;
+    let mut sops = Vec::new();
+    for (i, (study, date)) in [("8.1", "20240115"), ("8.1", "20240115"), ("8.2", "20100301")].iter().enumerate() {
+        let sop = format!("{study}.1.{i}");
+        let mut s = Sample::new(inst.id, "P008", study, &format!("{study}.1"), &sop);
+        s.study_date = date.to_string();
+        s.instance_number = i as i64 + 1;
+        let mut n = s.build();
+        n.cloud = i < 2;
+        commit_one(&index, n).await.unwrap();
+        sops.push(sop);
+    }
+    let b = index.cloud_backlog().await.unwrap();
+    assert_eq!((b.pending, b.copied, b.failed), (2, 0, 0), "{b:?}");
+    assert!(b.pending_bytes > 0 && b.oldest_pending_received_at.is_some(), "{b:?}");
+
+    let now = yunying_util::time::now_millis() + 1000;
+    let first = index.claim_cloud_copies(now, now + 60_000, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].blob.sha256, format!("{:0>64}", sops[0].replace('.', "")), "oldest first");
+    assert_eq!(first[0].attempts, 0);
+    // Leased: the next claim gets only the other one, then nothing.
+    let second = index.claim_cloud_copies(now, now + 60_000, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0].blob.id, first[0].blob.id);
+    assert!(index.claim_cloud_copies(now, now + 60_000, 10).await.unwrap().is_empty());
+    // A lease that ran out is claimed again (a worker died).
+    let again = index.claim_cloud_copies(now + 61_000, now + 120_000, 10).await.unwrap();
+    assert_eq!(again.len(), 2);
+
+    index.finish_cloud_copy(first[0].blob.id, &CloudCopyOutcome::Copied { at: now }).await.unwrap();
+    index
+        .finish_cloud_copy(second[0].blob.id, &CloudCopyOutcome::Failed { error: "503 slow down".into(), retry_at: Some(now + 5_000) })
+        .await
+        .unwrap();
+    let b = index.cloud_backlog().await.unwrap();
+    assert_eq!((b.pending, b.retrying, b.copied), (1, 1, 1), "{b:?}");
+    assert_eq!(b.last_error.as_deref(), Some("503 slow down"));
+    // A late outcome of a copy already recorded changes nothing.
+    index.finish_cloud_copy(first[0].blob.id, &CloudCopyOutcome::Failed { error: "late".into(), retry_at: None }).await.unwrap();
+    assert_eq!(index.cloud_backlog().await.unwrap().copied, 1);
+    let retry = index.claim_cloud_copies(now + 5_000, now + 60_000, 10).await.unwrap();
+    assert_eq!((retry.len(), retry[0].attempts), (1, 1));
+    index.finish_cloud_copy(retry[0].blob.id, &CloudCopyOutcome::Failed { error: "gone".into(), retry_at: None }).await.unwrap();
+    let b = index.cloud_backlog().await.unwrap();
+    assert_eq!((b.pending, b.failed, b.copied), (0, 1, 1), "{b:?}");
+
+    // Lifecycle: only copied objects of studies before the cut-off.
+    assert!(index.cloud_expired("20240115", 0, 10).await.unwrap().is_empty());
+    let old = index.cloud_expired("20240116", 0, 10).await.unwrap();
+    assert_eq!(old.len(), 1);
+    assert!(old[0].in_cloud);
+    index.mark_cloud_removed(&[old[0].id], now).await.unwrap();
+    let b = index.cloud_backlog().await.unwrap();
+    assert_eq!((b.copied, b.removed), (0, 1), "{b:?}");
+
+    // A cloud tier added later: studies from 2024 on are marked (the removed
+    // one too), the failed one only when asked, the 2010 study never.
+    assert_eq!(index.request_cloud_copies("20240101", false, now).await.unwrap(), 1);
+    assert_eq!(index.request_cloud_copies("20240101", true, now).await.unwrap(), 1);
+    assert_eq!(index.request_cloud_copies("20240101", true, now).await.unwrap(), 0, "already wanted");
+    assert_eq!(index.cloud_backlog().await.unwrap().pending, 2);
+    assert_eq!(index.request_cloud_copies("20000101", false, now).await.unwrap(), 1, "the 2010 study");
+
+    // Every object, in id order, within an extent.
+    let max = index.max_instance_id().await.unwrap();
+    let all = index.blob_records(0, max, 10).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(index.blob_records(all[0].id, max, 1).await.unwrap()[0].id, all[1].id);
+    assert!(index.blob_records(0, all[0].id, 10).await.unwrap().len() == 1, "the extent bounds the page");
+    assert!(all.iter().all(|r| r.sha256.len() == 64 && r.size_bytes > 0));
+}
+
+async fn job_leases_one_holder_at_a_time(index: Arc<dyn Index>) {
+    assert!(index.try_lease("scrub", "node-a", 1_000, 61_000).await.unwrap());
+    assert!(!index.try_lease("scrub", "node-b", 2_000, 62_000).await.unwrap(), "held by node-a");
+    assert!(index.try_lease("scrub", "node-a", 30_000, 90_000).await.unwrap(), "renewed by its holder");
+    assert!(!index.try_lease("scrub", "node-b", 89_000, 150_000).await.unwrap());
+    assert!(index.try_lease("lifecycle", "node-b", 89_000, 150_000).await.unwrap(), "another job's lease");
+    assert!(index.try_lease("scrub", "node-b", 90_001, 150_000).await.unwrap(), "expired: taken over");
+    assert!(!index.try_lease("scrub", "node-a", 100_000, 160_000).await.unwrap());
+    index.release_lease("scrub", "node-a").await.unwrap();
+    assert!(!index.try_lease("scrub", "node-a", 100_000, 160_000).await.unwrap(), "only the holder releases");
+    index.release_lease("scrub", "node-b").await.unwrap();
+    assert!(index.try_lease("scrub", "node-a", 100_000, 160_000).await.unwrap());
+}
+
+async fn storage_tasks_and_blob_problems(index: Arc<dyn Index>) {
+    let mut t = index.create_storage_task(StorageTask::MIGRATE, "local", Some("oss"), 42, 1_000).await.unwrap();
+    assert_eq!((t.state.as_str(), t.cursor_id, t.last_id, t.objects), (StorageTask::RUNNING, 0, 42, 0));
+    t.cursor_id = 17;
+    t.objects = 17;
+    t.bytes = 1 << 40;
+    t.problems = 1;
+    t.updated_at = 2_000;
+    t.last_error = Some("timeout".into());
+    index.save_storage_task(&t).await.unwrap();
+    let s = index.create_storage_task(StorageTask::SCRUB, "local", None, 42, 3_000).await.unwrap();
+    let all = index.storage_tasks(None, 10).await.unwrap();
+    assert_eq!(all.iter().map(|x| x.id).collect::<Vec<_>>(), vec![s.id, t.id], "newest first");
+    let m = index.storage_tasks(Some(StorageTask::MIGRATE), 10).await.unwrap();
+    assert_eq!(m, vec![t.clone()], "saved as given (1 TiB fits)");
+    let mut gone = t.clone();
+    gone.id = 999_999;
+    assert!(matches!(index.save_storage_task(&gone).await, Err(IndexError::NotFound(_))));
+
+    let p = |store: &str, key: &str, at| BlobProblem {
+        id: 0,
+        store: store.into(),
+        blob_key: key.into(),
+        instance_id: Some(3),
+        problem: "damaged".into(),
+        detail: "sha256 differs".into(),
+        found_at: at,
+        resolved_at: None,
+        resolution: None,
+    };
+    index.record_blob_problem(&p("local", "dicom/v1/a", 10)).await.unwrap();
+    index.record_blob_problem(&p("cloud", "dicom/v1/a", 11)).await.unwrap();
+    index.record_blob_problem(&p("local", "dicom/v1/b", 12)).await.unwrap();
+    let (open, n) = index.open_blob_problems(2).await.unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(open.iter().map(|x| x.found_at).collect::<Vec<_>>(), vec![12, 11]);
+    assert_eq!(index.resolve_blob_problems("local", "dicom/v1/a", "restored from cloud", 20).await.unwrap(), 1);
+    let (open, n) = index.open_blob_problems(10).await.unwrap();
+    assert_eq!(n, 2);
+    assert!(open.iter().all(|x| !(x.store == "local" && x.blob_key == "dicom/v1/a")));
 }

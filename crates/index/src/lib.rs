@@ -9,6 +9,8 @@
 //!   value, wildcard, UID list, range, person-name rules, fuzzy matching),
 //!   shared by QIDO-RS and C-FIND. [`query::Matcher::matches`] is the
 //!   reference semantics; backends translate the same matchers to SQL.
+//! - [`storage`]: the cloud copy queue, job leases, storage tasks
+//!   (migrations, scrubbing) and damaged objects.
 //! - [`sql`]: the SQL text of those matchers for the SQL backends.
 //! - [`contract`] (feature `contract-tests`): the test suite every backend passes.
 //!
@@ -19,11 +21,13 @@ pub mod directory;
 pub mod model;
 pub mod query;
 pub mod sql;
+pub mod storage;
 #[cfg(any(test, feature = "contract-tests"))]
 pub mod contract;
 
 pub use directory::*;
 pub use model::*;
+pub use storage::*;
 pub use query::{Filter, Key, Level, Matcher, Query};
 
 use async_trait::async_trait;
@@ -150,6 +154,56 @@ pub trait Index: Send + Sync + 'static {
 
     /// Totals, for operations and tests.
     async fn counts(&self) -> Result<Counts>;
+
+    // --- storage tiers and their jobs (see `storage`) -------------------------
+
+    /// Claims up to `limit` objects whose cloud copy is wanted and due,
+    /// oldest first, each leased until `lease_until`. Across nodes, an
+    /// object is claimed by one worker at a time.
+    async fn claim_cloud_copies(&self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<CloudCopyTask>>;
+    /// Records how a claimed copy ended.
+    async fn finish_cloud_copy(&self, id: i64, outcome: &CloudCopyOutcome) -> Result<()>;
+    /// Marks for a cloud copy every object not yet wanted, copied or given
+    /// up on whose study date is `since_study_date` (YYYYMMDD) or later, or
+    /// unknown; with `retry_failed`, objects given up on are retried too.
+    /// Returns how many were marked. (A cloud tier added to an archive
+    /// that already holds data.)
+    async fn request_cloud_copies(&self, since_study_date: &str, retry_failed: bool, now: i64) -> Result<u64>;
+    /// Up to `limit` objects in the cloud tier whose study date is before
+    /// `before_study_date` (YYYYMMDD), with row ids above `after_id`, in id
+    /// order: the lifecycle job removes them.
+    async fn cloud_expired(&self, before_study_date: &str, after_id: i64, limit: u32) -> Result<Vec<BlobRecord>>;
+    /// The lifecycle job removed these objects from the cloud tier.
+    async fn mark_cloud_removed(&self, ids: &[i64], at: i64) -> Result<()>;
+    /// The cloud copy queue's counts.
+    async fn cloud_backlog(&self) -> Result<CloudBacklog>;
+
+    /// Every stored object (all versions) with a row id above `after_id`
+    /// and at most `up_to_id`, in id order, at most `limit`.
+    async fn blob_records(&self, after_id: i64, up_to_id: i64, limit: u32) -> Result<Vec<BlobRecord>>;
+    /// The highest instance row id (0 when empty).
+    async fn max_instance_id(&self) -> Result<i64>;
+
+    /// Takes or renews the lease of a job that runs on one node at a time:
+    /// true when `holder` holds it until `until` (it was free, expired, or
+    /// already held by `holder`).
+    async fn try_lease(&self, name: &str, holder: &str, now: i64, until: i64) -> Result<bool>;
+    /// Gives a lease up (when held by `holder`).
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+
+    /// Starts a storage task (state running, cursor 0, extent `last_id`).
+    async fn create_storage_task(&self, kind: &str, source: &str, target: Option<&str>, last_id: i64, now: i64) -> Result<StorageTask>;
+    /// Saves a task's progress and state.
+    async fn save_storage_task(&self, task: &StorageTask) -> Result<()>;
+    /// Tasks of a kind (every kind when `None`), newest first, at most `limit`.
+    async fn storage_tasks(&self, kind: Option<&str>, limit: u32) -> Result<Vec<StorageTask>>;
+
+    /// Records a damaged or missing object (`id` and `resolved_*` are ignored).
+    async fn record_blob_problem(&self, p: &BlobProblem) -> Result<()>;
+    /// Marks the open problems of this key in this store resolved.
+    async fn resolve_blob_problems(&self, store: &str, blob_key: &str, resolution: &str, at: i64) -> Result<u64>;
+    /// Open problems, newest first, at most `limit`; and how many are open.
+    async fn open_blob_problems(&self, limit: u32) -> Result<(Vec<BlobProblem>, i64)>;
 
     // --- institutions' reach ----------------------------------------------
 

@@ -236,6 +236,10 @@ pub struct NewInstance {
     /// background after ingest): it is marked in the same transaction.
     #[serde(default)]
     pub derive: bool,
+    /// The instance wants a copy in the cloud tier: it is marked for the
+    /// cloud copy queue in the same transaction.
+    #[serde(default)]
+    pub cloud: bool,
 }
 
 /// A stored instance version.

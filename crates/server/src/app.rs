@@ -14,10 +14,10 @@ use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use yunying_archive::{Archive, ArchiveSettings};
-use yunying_blob::{BlobStore, FsStore, S3Store};
+use yunying_blob::{BlobStore, FsStore, S3Store, TieredStore};
 use yunying_index::{Index, NewInstitution};
 
-use crate::config::{CatalogBackend, Settings, StorageSettings};
+use crate::config::{CatalogBackend, Settings, StoreSettings};
 
 /// Opens the catalog the settings name.
 pub async fn open_catalog(settings: &Settings) -> anyhow_like::Result<Arc<dyn Index>> {
@@ -34,20 +34,60 @@ pub async fn open_catalog(settings: &Settings) -> anyhow_like::Result<Arc<dyn In
     Ok(index)
 }
 
-/// Opens the blob store the settings name (for S3 no request is made yet:
-/// an unreachable bucket shows in the first store or read, and in the logs).
-pub fn open_blobs(settings: &Settings) -> anyhow_like::Result<Arc<dyn BlobStore>> {
-    let store: Arc<dyn BlobStore> = match &settings.storage {
-        StorageSettings::Fs { path } => Arc::new(
+/// Opens one store (for S3 no request is made yet: an unreachable bucket
+/// shows in the first store or read, and in the logs).
+pub fn open_store(settings: &StoreSettings) -> anyhow_like::Result<Arc<dyn BlobStore>> {
+    let store: Arc<dyn BlobStore> = match settings {
+        StoreSettings::Fs { path } => Arc::new(
             FsStore::open(path)
                 .map_err(|e| anyhow_like::Error(format!("cannot open the blob store {}: {e}", path.display())))?,
         ),
-        StorageSettings::S3(config) => Arc::new(
-            S3Store::open(config)
-                .map_err(|e| anyhow_like::Error(format!("cannot open the S3 blob store: {e}")))?,
+        StoreSettings::S3(config) => Arc::new(
+            S3Store::open(config).map_err(|e| anyhow_like::Error(format!("cannot open the S3 blob store: {e}")))?,
         ),
     };
     Ok(store)
+}
+
+/// Opens a store by its configured name (`local`, `cloud`, or one of
+/// `[storage.stores]`).
+pub fn open_named_store(settings: &Settings, name: &str) -> anyhow_like::Result<Arc<dyn BlobStore>> {
+    let s = settings.storage.store(name).ok_or_else(|| {
+        anyhow_like::Error(format!(
+            "no store is named {name:?}; the configured stores are {}",
+            settings.storage.names().join(", ")
+        ))
+    })?;
+    open_store(s)
+}
+
+/// The storage tiers the settings name, and the archive's view of them.
+pub fn open_blobs(settings: &Settings) -> anyhow_like::Result<(Arc<dyn BlobStore>, yunying_archive::storage::StorageTiers)> {
+    let local = open_store(&settings.storage.local)?;
+    let cloud = match &settings.storage.cloud {
+        None => None,
+        Some(c) => Some(yunying_archive::storage::CloudTier {
+            store: open_store(&c.store)?,
+            years: c.years,
+            copy_concurrency: c.copy_concurrency,
+            lifecycle: c.lifecycle,
+        }),
+    };
+    let mirror = match &settings.storage.mirror {
+        None => None,
+        Some(name) => Some(open_named_store(settings, name)?),
+    };
+    let tiers = yunying_archive::storage::StorageTiers {
+        local: Some(local.clone()),
+        cloud: cloud.clone(),
+        scrub: settings.storage.scrub.clone(),
+    };
+    let blobs: Arc<dyn BlobStore> = if cloud.is_none() && mirror.is_none() {
+        local
+    } else {
+        Arc::new(TieredStore::new(local, cloud.map(|c| c.store), mirror))
+    };
+    Ok((blobs, tiers))
 }
 
 /// Opens everything and returns the archive (creating the default institution if needed).
@@ -55,7 +95,7 @@ pub async fn open_archive(settings: &Settings) -> anyhow_like::Result<Arc<Archiv
     std::fs::create_dir_all(&settings.data)
         .map_err(|e| anyhow_like::Error(format!("cannot create the data directory {}: {e}", settings.data.display())))?;
     let index = open_catalog(settings).await?;
-    let blobs = open_blobs(settings)?;
+    let (blobs, tiers) = open_blobs(settings)?;
     if index.institution_by_code(&settings.default_institution).await?.is_none() {
         index
             .upsert_institution(&NewInstitution {
@@ -77,6 +117,7 @@ pub async fn open_archive(settings: &Settings) -> anyhow_like::Result<Arc<Archiv
     a.derive = settings.derive.clone();
     a.output_cache_bytes = settings.output_cache_bytes;
     a.film_font = settings.film_font.clone();
+    a.storage = tiers;
     Ok(Archive::open(index, blobs, a).await?)
 }
 
@@ -266,6 +307,7 @@ where
     crate::dicom::start(dicom_listener, dicom_tls_listener, &settings.dicom, archive.clone());
     crate::dicom::start_forwarding(&archive, &settings.dicom).await?;
     archive.start_deriving();
+    archive.start_storage_jobs();
     let app = router(&settings, archive.clone(), health.clone());
     let _ = app_tx.send(Some(app));
     health.set_ready(archive.clone());

@@ -202,6 +202,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The storage tiers: status, migration between stores, purge, cloud sync.
+    Storage {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: crate::storage_cmd::StorageCommand,
+    },
+    /// Re-reads every object of a tier and compares it with the catalog's
+    /// checksums; damaged local objects are restored from the cloud tier.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+        /// The tier: local or cloud.
+        #[arg(long, default_value = "local")]
+        store: String,
+        /// Read rate limit in MB/s (0: unthrottled).
+        #[arg(long, default_value_t = 0)]
+        mb_per_s: u32,
+        /// Only report; do not restore damaged local objects from the cloud tier.
+        #[arg(long)]
+        no_repair: bool,
+    },
     /// Checks a DICOM peer with C-ECHO (verification).
     Echo {
         /// The peer, as AE@host:port.
@@ -486,6 +508,15 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Storage { common, command } => {
+            let settings = cli_settings(&common)?;
+            let archive = cli_archive(&common).await?;
+            crate::storage_cmd::run(&settings, archive, command).await
+        }
+        Command::Verify { common, store, mb_per_s, no_repair } => {
+            let archive = cli_archive(&common).await?;
+            crate::storage_cmd::verify(archive, &store, mb_per_s, !no_repair).await
         }
         Command::Derive { common, rebuild, study, wait, json } => {
             let settings = Settings::load(

@@ -457,10 +457,50 @@ pub struct RawCatalog {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStorage {
-    /// "fs" (default) or "s3".
+    /// The local tier: "fs" (default) or "s3".
     pub kind: Option<String>,
     pub path: Option<PathBuf>,
     pub s3: Option<RawS3>,
+    /// A store (of [storage.stores]) written with every new object (a
+    /// change of store's cut-over).
+    pub mirror: Option<String>,
+    /// The cloud tier.
+    pub cloud: Option<RawCloud>,
+    /// Other stores, by name: migration sources and targets, mirrors.
+    #[serde(default)]
+    pub stores: std::collections::BTreeMap<String, RawStore>,
+    pub scrub: Option<RawScrub>,
+}
+
+/// A store as written: `kind` with `path` or `[...s3]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub kind: Option<String>,
+    pub path: Option<PathBuf>,
+    pub s3: Option<RawS3>,
+}
+
+/// `[storage.cloud]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCloud {
+    pub kind: Option<String>,
+    pub path: Option<PathBuf>,
+    pub s3: Option<RawS3>,
+    pub years: Option<u32>,
+    pub copy_concurrency: Option<usize>,
+    pub lifecycle: Option<bool>,
+}
+
+/// `[storage.scrub]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScrub {
+    pub interval_days: Option<u32>,
+    pub mb_per_s: Option<u32>,
+    pub start_delay_minutes: Option<u32>,
+    pub cloud: Option<bool>,
 }
 
 /// `[storage.s3]` as written.
@@ -493,70 +533,201 @@ impl std::fmt::Debug for RawS3 {
     }
 }
 
-/// Where blobs are kept.
+/// One blob store.
 #[derive(Debug, Clone)]
-pub enum StorageSettings {
+pub enum StoreSettings {
     /// Files under a directory.
     Fs { path: PathBuf },
     /// An S3-compatible bucket (its Debug hides the secret).
     S3(yunying_blob::S3Config),
 }
 
+/// The cloud tier.
+#[derive(Debug, Clone)]
+pub struct CloudSettings {
+    pub store: StoreSettings,
+    /// It holds the exams of the most recent `years` years.
+    pub years: u32,
+    /// Objects copied at once.
+    pub copy_concurrency: usize,
+    /// Whether older exams leave the cloud tier (the lifecycle job).
+    pub lifecycle: bool,
+}
+
+/// Where blobs are kept: the tiers, the other named stores, scrubbing.
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    /// The local tier (store name `local`): every object, for its whole retention.
+    pub local: StoreSettings,
+    /// The cloud tier (store name `cloud`).
+    pub cloud: Option<CloudSettings>,
+    /// Other stores by name (`[storage.stores.NAME]`).
+    pub stores: std::collections::BTreeMap<String, StoreSettings>,
+    /// The store every new object is also written to.
+    pub mirror: Option<String>,
+    pub scrub: yunying_archive::storage::ScrubSettings,
+}
+
+/// Reserved store names: the tiers.
+pub const LOCAL_STORE: &str = "local";
+pub const CLOUD_STORE: &str = "cloud";
+
 impl StorageSettings {
+    /// The settings of a store by name (`local`, `cloud`, or a configured one).
+    pub fn store(&self, name: &str) -> Option<&StoreSettings> {
+        match name {
+            LOCAL_STORE => Some(&self.local),
+            CLOUD_STORE => self.cloud.as_ref().map(|c| &c.store),
+            other => self.stores.get(other),
+        }
+    }
+
+    /// Every store's name.
+    pub fn names(&self) -> Vec<String> {
+        let mut v = vec![LOCAL_STORE.to_string()];
+        if self.cloud.is_some() {
+            v.push(CLOUD_STORE.to_string());
+        }
+        v.extend(self.stores.keys().cloned());
+        v
+    }
+
     fn resolve(raw: RawStorage, data: &Path) -> Result<StorageSettings, ConfigError> {
-        let kind = raw.kind.as_deref().map(str::trim).unwrap_or("fs").to_ascii_lowercase();
+        let local = StoreSettings::resolve(
+            "storage",
+            "YUNYING_S3",
+            RawStore { kind: raw.kind, path: raw.path, s3: raw.s3 },
+            Some(data.join("blobs")),
+        )?;
+        let cloud = match raw.cloud {
+            None => None,
+            Some(c) => {
+                let years = c.years.unwrap_or(3);
+                if !(1..=30).contains(&years) {
+                    return Err(ConfigError(format!("storage.cloud.years {years} is 1 to 30")));
+                }
+                let store = StoreSettings::resolve(
+                    "storage.cloud",
+                    "YUNYING_CLOUD_S3",
+                    RawStore { kind: c.kind, path: c.path, s3: c.s3 },
+                    None,
+                )?;
+                Some(CloudSettings {
+                    store,
+                    years,
+                    copy_concurrency: c.copy_concurrency.unwrap_or(8).clamp(1, 64),
+                    lifecycle: c.lifecycle.unwrap_or(true),
+                })
+            }
+        };
+        let mut stores = std::collections::BTreeMap::new();
+        for (name, raw) in raw.stores {
+            let ok = !name.is_empty()
+                && name.len() <= 32
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if !ok || name == LOCAL_STORE || name == CLOUD_STORE {
+                return Err(ConfigError(format!(
+                    "storage.stores.{name}: a store name is 1 to 32 of [a-z0-9_-], and not \"local\" or \"cloud\" (the tiers)"
+                )));
+            }
+            let env_prefix = format!("YUNYING_STORE_{}_S3", name.to_ascii_uppercase().replace('-', "_"));
+            let settings = StoreSettings::resolve(&format!("storage.stores.{name}"), &env_prefix, raw, None)?;
+            stores.insert(name, settings);
+        }
+        if let Some(m) = &raw.mirror
+            && !stores.contains_key(m)
+        {
+            return Err(ConfigError(format!(
+                "storage.mirror {m:?} names no store: define it in [storage.stores.{m}]"
+            )));
+        }
+        let mut scrub = yunying_archive::storage::ScrubSettings::default();
+        if let Some(r) = raw.scrub {
+            if let Some(d) = r.interval_days {
+                scrub.interval_days = d;
+            }
+            if let Some(m) = r.mb_per_s {
+                scrub.mb_per_s = m;
+            }
+            if let Some(m) = r.start_delay_minutes {
+                scrub.start_delay_minutes = m;
+            }
+            if let Some(c) = r.cloud {
+                scrub.cloud = c;
+            }
+        }
+        Ok(StorageSettings { local, cloud, stores, mirror: raw.mirror, scrub })
+    }
+}
+
+impl StoreSettings {
+    /// `section` names the store in messages; `env_prefix` is where its S3
+    /// credentials come from (`{prefix}_ACCESS_KEY_ID`, `{prefix}_SECRET_ACCESS_KEY`);
+    /// `default_path` is for a filesystem store without `path`.
+    fn resolve(section: &str, env_prefix: &str, raw: RawStore, default_path: Option<PathBuf>) -> Result<StoreSettings, ConfigError> {
+        let default_kind = if default_path.is_some() { "fs" } else { "" };
+        let kind = raw.kind.as_deref().map(str::trim).unwrap_or(default_kind).to_ascii_lowercase();
         match kind.as_str() {
             "fs" => {
                 if raw.s3.is_some() {
-                    return Err(ConfigError(
-                        "a [storage.s3] section is given but storage.kind is \"fs\": set kind = \"s3\" to use the bucket".into(),
-                    ));
+                    return Err(ConfigError(format!(
+                        "a [{section}.s3] section is given but {section}.kind is \"fs\": set kind = \"s3\" to use the bucket"
+                    )));
                 }
-                Ok(StorageSettings::Fs { path: raw.path.unwrap_or_else(|| data.join("blobs")) })
+                let path = raw
+                    .path
+                    .or(default_path)
+                    .ok_or_else(|| ConfigError(format!("{section}.path is required with kind = \"fs\"")))?;
+                Ok(StoreSettings::Fs { path })
             }
             "s3" => {
                 if raw.path.is_some() {
-                    return Err(ConfigError("storage.path is for kind = \"fs\"; with kind = \"s3\" use [storage.s3]".into()));
+                    return Err(ConfigError(format!("{section}.path is for kind = \"fs\"; with kind = \"s3\" use [{section}.s3]")));
                 }
                 let s3 = raw.s3.ok_or_else(|| {
-                    ConfigError("storage.kind = \"s3\" needs a [storage.s3] section (endpoint, bucket, region, access_key_id)".into())
+                    ConfigError(format!(
+                        "{section}.kind = \"s3\" needs a [{section}.s3] section (endpoint, bucket, region, access_key_id)"
+                    ))
                 })?;
-                Ok(StorageSettings::S3(resolve_s3(s3)?))
+                Ok(StoreSettings::S3(resolve_s3(s3, &format!("{section}.s3"), env_prefix)?))
             }
-            other => Err(ConfigError(format!("storage.kind {other:?} is \"fs\" or \"s3\""))),
+            "" => Err(ConfigError(format!("{section}.kind is required: \"fs\" or \"s3\""))),
+            other => Err(ConfigError(format!("{section}.kind {other:?} is \"fs\" or \"s3\""))),
         }
     }
 }
 
-fn resolve_s3(raw: RawS3) -> Result<yunying_blob::S3Config, ConfigError> {
+fn resolve_s3(raw: RawS3, section: &str, env_prefix: &str) -> Result<yunying_blob::S3Config, ConfigError> {
+    let id_env = format!("{env_prefix}_ACCESS_KEY_ID");
+    let secret_env = format!("{env_prefix}_SECRET_ACCESS_KEY");
     if raw.secret_access_key.is_some() {
         return Err(ConfigError(
-            "storage.s3.secret_access_key: the secret is not read from the configuration file; set YUNYING_S3_SECRET_ACCESS_KEY or storage.s3.secret_access_key_file".into(),
+            format!("{section}.secret_access_key: the secret is not read from the configuration file; set {secret_env} or {section}.secret_access_key_file"),
         ));
     }
     let need = |v: Option<String>, what: &str| {
         v.map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| ConfigError(format!("storage.s3.{what} is required with storage.kind = \"s3\"")))
+            .ok_or_else(|| ConfigError(format!("{section}.{what} is required with kind = \"s3\"")))
     };
     let endpoint = need(raw.endpoint, "endpoint")?;
     let bucket = need(raw.bucket, "bucket")?;
     let access_key_id =
-        need(env("YUNYING_S3_ACCESS_KEY_ID").or(raw.access_key_id), "access_key_id (or env YUNYING_S3_ACCESS_KEY_ID)")?;
-    let secret = match (env("YUNYING_S3_SECRET_ACCESS_KEY"), raw.secret_access_key_file) {
+        need(env(&id_env).or(raw.access_key_id), &format!("access_key_id (or env {id_env})"))?;
+    let secret = match (env(&secret_env), raw.secret_access_key_file) {
         (Some(s), _) => s.trim().to_string(),
         (None, Some(file)) => std::fs::read_to_string(&file)
-            .map_err(|e| ConfigError(format!("storage.s3.secret_access_key_file {}: {e}", file.display())))?
+            .map_err(|e| ConfigError(format!("{section}.secret_access_key_file {}: {e}", file.display())))?
             .trim()
             .to_string(),
         (None, None) => {
-            return Err(ConfigError(
-                "the S3 secret access key is missing: set YUNYING_S3_SECRET_ACCESS_KEY or storage.s3.secret_access_key_file".into(),
-            ));
+            return Err(ConfigError(format!(
+                "the S3 secret access key of {section} is missing: set {secret_env} or {section}.secret_access_key_file"
+            )));
         }
     };
     if secret.is_empty() {
-        return Err(ConfigError("the S3 secret access key is empty".into()));
+        return Err(ConfigError(format!("the S3 secret access key of {section} is empty")));
     }
     let mut c = yunying_blob::S3Config::new(endpoint, bucket, access_key_id, secret);
     if let Some(r) = raw.region {
@@ -567,13 +738,13 @@ fn resolve_s3(raw: RawS3) -> Result<yunying_blob::S3Config, ConfigError> {
     c.allow_http = raw.allow_http.unwrap_or(false);
     if let Some(mib) = raw.part_size_mib {
         if !(5..=5 * 1024).contains(&mib) {
-            return Err(ConfigError(format!("storage.s3.part_size_mib {mib} is 5 to 5120 (S3's part sizes)")));
+            return Err(ConfigError(format!("{section}.part_size_mib {mib} is 5 to 5120 (S3's part sizes)")));
         }
         c.part_size = mib << 20;
     }
     c.upload_concurrency = raw.upload_concurrency.unwrap_or(2).clamp(1, 16);
     c.verify_reads = raw.verify_reads.unwrap_or(true);
-    c.validate().map_err(|e| ConfigError(format!("storage.s3: {e}")))?;
+    c.validate().map_err(|e| ConfigError(format!("{section}: {e}")))?;
     Ok(c)
 }
 
@@ -1001,10 +1172,10 @@ mod tests {
     fn storage_sections() {
         let flags = Overrides { data: Some("/d".into()), ..Default::default() };
         let s = Settings::resolve(RawConfig::default(), &flags).unwrap();
-        assert!(matches!(&s.storage, StorageSettings::Fs { path } if path == Path::new("/d/blobs")));
+        assert!(matches!(&s.storage.local, StoreSettings::Fs { path } if path == Path::new("/d/blobs")));
         let raw: RawConfig = toml::from_str("[storage]\npath = \"/srv/blobs\"").unwrap();
         let s = Settings::resolve(raw, &flags).unwrap();
-        assert!(matches!(s.storage, StorageSettings::Fs { path } if path == Path::new("/srv/blobs")));
+        assert!(matches!(&s.storage.local, StoreSettings::Fs { path } if path == Path::new("/srv/blobs")));
 
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("s3.secret");
@@ -1020,7 +1191,7 @@ mod tests {
         let resolve = |text: &str| Settings::resolve(toml::from_str(text).unwrap(), &flags);
         let s = resolve(&s3("part_size_mib = 32\n")).unwrap();
         assert!(!format!("{s:?}").contains("oss-secret-value"), "the secret never shows in Debug (logs)");
-        let StorageSettings::S3(c) = s.storage else { panic!("not s3") };
+        let StoreSettings::S3(c) = s.storage.local else { panic!("not s3") };
         assert_eq!((c.bucket.as_str(), c.region.as_str(), c.prefix.as_str()), ("yunying-archive", "cn-hangzhou", "pacs"));
         assert!(c.virtual_hosted && !c.allow_http && c.verify_reads);
         assert_eq!(c.part_size, 32 << 20);
@@ -1042,7 +1213,7 @@ mod tests {
         assert!(resolve(&format!("{http}allow_http = true\n")).is_ok());
         let missing = s3("").replace(&format!("secret_access_key_file = {:?}\n", secret.display().to_string()), "");
         if std::env::var_os("YUNYING_S3_SECRET_ACCESS_KEY").is_none() {
-            assert!(err(&missing).contains("secret access key is missing"));
+            assert!(err(&missing).contains("secret access key of storage.s3 is missing"));
         }
         let with_path = s3("").replace("kind = \"s3\"\n", "kind = \"s3\"\npath = \"/x\"\n");
         assert!(err(&with_path).contains("storage.path is for kind"));

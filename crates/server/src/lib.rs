@@ -27,5 +27,6 @@ pub mod import;
 pub mod pull;
 pub mod security_cmd;
 pub mod stow_client;
+pub mod storage_cmd;
 pub mod tls;
 pub mod web;

@@ -18,6 +18,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod films;
+pub mod jobs;
 pub mod patients;
 
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub fn router(api: Api, attempts_per_minute: u32) -> Router {
         .route("/api/institutions", get(admin::list_institutions).post(admin::create_institution))
         .route("/api/audit", get(audit::search))
         .route("/api/audit/verify", get(audit::verify))
+        .route("/api/jobs", get(jobs::status))
         .layer(from_fn_with_state(AuthLayerState { archive: api.archive.clone() }, require_credentials))
         .with_state(api);
     open.merge(guarded)
