@@ -133,6 +133,8 @@ pub struct Archive {
     derive_wakeup: tokio::sync::Notify,
     /// Wakes the cloud copy worker when objects were marked.
     cloud_wakeup: tokio::sync::Notify,
+    /// What this node's cloud copy worker did since start.
+    cloud_counters: storage::NodeCounters,
     /// Rendered images and transcoded frames, briefly.
     output_cache: output_cache::OutputCache,
     /// Forwarding destinations found unreachable: until when (unix ms) new
@@ -181,6 +183,7 @@ impl Archive {
             forward_wakeup: tokio::sync::Notify::new(),
             derive_wakeup: tokio::sync::Notify::new(),
             cloud_wakeup: tokio::sync::Notify::new(),
+            cloud_counters: storage::NodeCounters::default(),
             output_cache,
             forward_down: std::sync::Mutex::new(std::collections::HashMap::new()),
             audit,

@@ -27,7 +27,7 @@ pub struct TieredStore {
     cloud: Option<Arc<dyn BlobStore>>,
     mirror: Option<Arc<dyn BlobStore>>,
     /// Reads the local tier could not serve and the cloud tier did.
-    cloud_reads: AtomicU64,
+    cloud_reads: Arc<AtomicU64>,
 }
 
 impl TieredStore {
@@ -36,7 +36,7 @@ impl TieredStore {
         cloud: Option<Arc<dyn BlobStore>>,
         mirror: Option<Arc<dyn BlobStore>>,
     ) -> TieredStore {
-        TieredStore { local, cloud, mirror, cloud_reads: AtomicU64::new(0) }
+        TieredStore { local, cloud, mirror, cloud_reads: Arc::new(AtomicU64::new(0)) }
     }
 
     pub fn local(&self) -> &Arc<dyn BlobStore> {
@@ -55,6 +55,11 @@ impl TieredStore {
     /// lacked the object.
     pub fn cloud_reads(&self) -> u64 {
         self.cloud_reads.load(Ordering::Relaxed)
+    }
+
+    /// The counter behind [`TieredStore::cloud_reads`], to watch from elsewhere.
+    pub fn cloud_reads_counter(&self) -> Arc<AtomicU64> {
+        self.cloud_reads.clone()
     }
 
     /// The cloud tier, when the local tier answered `NotFound` for `key`.

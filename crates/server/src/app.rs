@@ -71,21 +71,25 @@ pub fn open_blobs(settings: &Settings) -> anyhow_like::Result<(Arc<dyn BlobStore
             years: c.years,
             copy_concurrency: c.copy_concurrency,
             lifecycle: c.lifecycle,
+            lease_seconds: c.lease_seconds,
         }),
     };
     let mirror = match &settings.storage.mirror {
         None => None,
         Some(name) => Some(open_named_store(settings, name)?),
     };
-    let tiers = yunying_archive::storage::StorageTiers {
+    let mut tiers = yunying_archive::storage::StorageTiers {
         local: Some(local.clone()),
         cloud: cloud.clone(),
         scrub: settings.storage.scrub.clone(),
+        cloud_reads: Default::default(),
     };
     let blobs: Arc<dyn BlobStore> = if cloud.is_none() && mirror.is_none() {
         local
     } else {
-        Arc::new(TieredStore::new(local, cloud.map(|c| c.store), mirror))
+        let tiered = TieredStore::new(local, cloud.map(|c| c.store), mirror);
+        tiers.cloud_reads = tiered.cloud_reads_counter();
+        Arc::new(tiered)
     };
     Ok((blobs, tiers))
 }

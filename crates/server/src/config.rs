@@ -491,6 +491,7 @@ pub struct RawCloud {
     pub years: Option<u32>,
     pub copy_concurrency: Option<usize>,
     pub lifecycle: Option<bool>,
+    pub lease_seconds: Option<u32>,
 }
 
 /// `[storage.scrub]` as written.
@@ -552,6 +553,8 @@ pub struct CloudSettings {
     pub copy_concurrency: usize,
     /// Whether older exams leave the cloud tier (the lifecycle job).
     pub lifecycle: bool,
+    /// How long a claimed copy stays reserved for its worker.
+    pub lease_seconds: u32,
 }
 
 /// Where blobs are kept: the tiers, the other named stores, scrubbing.
@@ -617,6 +620,7 @@ impl StorageSettings {
                     years,
                     copy_concurrency: c.copy_concurrency.unwrap_or(8).clamp(1, 64),
                     lifecycle: c.lifecycle.unwrap_or(true),
+                    lease_seconds: c.lease_seconds.unwrap_or(300).clamp(1, 86_400),
                 })
             }
         };

@@ -61,6 +61,9 @@ pub enum StorageCommand {
     /// Marks the recent exams of an existing archive for the cloud tier
     /// (after adding one), and optionally copies them now.
     CloudSync {
+        /// Exams from this date (YYYYMMDD) on; default: the cloud tier's years.
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
         /// Also retry objects the queue gave up on.
         #[arg(long)]
         retry_failed: bool,
@@ -68,6 +71,9 @@ pub enum StorageCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Runs the cloud tier's lifecycle pass now: objects of exams older than
+    /// its years leave it (the server runs it hourly).
+    Lifecycle,
 }
 
 /// Runs a `storage` subcommand.
@@ -162,17 +168,19 @@ pub async fn run(settings: &Settings, archive: Arc<Archive>, command: StorageCom
             if t.problems == 0 { Ok(()) } else { Err(Error(format!("the migration found {} problem(s)", t.problems))) }
         }
         StorageCommand::Purge { store, to, yes } => {
-            let in_use: Option<&'static str> = if store == LOCAL_STORE {
-                Some("local tier")
-            } else if store == CLOUD_STORE {
-                Some("cloud tier")
-            } else if settings.storage.mirror.as_deref() == Some(store.as_str()) {
-                Some("mirror")
-            } else {
-                None
-            };
             let source = NamedStore { store: crate::app::open_named_store(settings, &store)?, name: store.clone() };
             let target = NamedStore { store: crate::app::open_named_store(settings, &to)?, name: to.clone() };
+            // In use when the configuration still reads or writes it, under any name.
+            let id = source.store.describe();
+            let mut in_use: Option<&'static str> = None;
+            for (role, name) in [("local tier", Some(LOCAL_STORE)), ("cloud tier", Some(CLOUD_STORE)), ("mirror", settings.storage.mirror.as_deref())] {
+                if let Some(name) = name
+                    && settings.storage.store(name).is_some()
+                    && crate::app::open_named_store(settings, name)?.describe() == id
+                {
+                    in_use = Some(role);
+                }
+            }
             if !yes {
                 return Err(Error(format!(
                     "purging deletes every object in {} ({}); run again with --yes to confirm",
@@ -196,11 +204,30 @@ pub async fn run(settings: &Settings, archive: Arc<Archive>, command: StorageCom
                 Err(refused) => Err(Error(format!("purge refused: {refused}"))),
             }
         }
-        StorageCommand::CloudSync { retry_failed, wait } => {
+        StorageCommand::Lifecycle => {
+            match archive.cloud_lifecycle_once().await? {
+                None if settings.storage.cloud.is_none() => {
+                    return Err(Error("no cloud tier is configured ([storage.cloud])".into()));
+                }
+                None => return Err(Error("another node is running the lifecycle pass now; try again later".into())),
+                Some(r) => println!(
+                    "lifecycle: {} object(s) ({}) left the cloud tier; {} kept (missing locally)",
+                    r.removed,
+                    human_bytes(r.bytes),
+                    r.kept
+                ),
+            }
+            Ok(())
+        }
+        StorageCommand::CloudSync { since, retry_failed, wait } => {
             let Some(cloud) = &settings.storage.cloud else {
                 return Err(Error("no cloud tier is configured ([storage.cloud])".into()));
             };
-            let since = years_ago(cloud.years);
+            let since = match since {
+                Some(d) if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) => d,
+                Some(d) => return Err(Error(format!("--since {d:?} is a date as YYYYMMDD"))),
+                None => years_ago(cloud.years),
+            };
             let marked = archive.index().request_cloud_copies(&since, retry_failed, yunying_util::time::now_millis()).await?;
             eprintln!("{marked} object(s) of exams since {since} queued for the cloud tier");
             if wait {

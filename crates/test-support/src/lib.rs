@@ -553,3 +553,133 @@ pub fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<Vec<u8>> {
     }
     parts
 }
+
+/// A real S3-compatible server for the storage tier tests: moto's standalone
+/// server (pinned in `tests/python/requirements.txt`, installed by
+/// `scripts/setup-deps.sh` into the test venv), on a free loopback port,
+/// killed on drop. Unlike s3s-fs it holds the archive's long keys.
+pub struct S3TestServer {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+}
+
+/// The access key the tests use (moto accepts any).
+pub const S3_TEST_ACCESS_KEY: &str = "yunying-test";
+/// The secret the tests use.
+pub const S3_TEST_SECRET_KEY: &str = "moto-secret-Never-Logged";
+
+impl S3TestServer {
+    /// The moto server program: `$YUNYING_MOTO_SERVER`, else the test venv's.
+    fn program() -> PathBuf {
+        if let Ok(p) = std::env::var("YUNYING_MOTO_SERVER") {
+            return PathBuf::from(p);
+        }
+        let venv = std::env::var("YUNYING_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/yunying/venv"));
+        venv.join("bin/moto_server")
+    }
+
+    /// Starts the server and waits until it answers.
+    pub async fn start() -> S3TestServer {
+        let program = Self::program();
+        assert!(
+            program.is_file(),
+            "{} is missing: run scripts/setup-deps.sh (it installs the Python test tools, moto among them)",
+            program.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let s = S3TestServer { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let started = Instant::now();
+        let client = reqwest::Client::new();
+        while client.get(format!("{}/", s.endpoint)).send().await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(60), "moto_server did not answer within a minute");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        s
+    }
+
+    /// Creates a bucket.
+    pub async fn create_bucket(&self, bucket: &str) {
+        let r = reqwest::Client::new().put(format!("{}/{bucket}", self.endpoint)).send().await.expect("create bucket");
+        assert!(r.status().is_success(), "create bucket {bucket}: {}", r.status());
+    }
+
+    /// Turns versioning on, so that every upload of a key leaves a version
+    /// ([`S3TestServer::versions`] then counts uploads per key).
+    pub async fn enable_versioning(&self, bucket: &str) {
+        let body = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>";
+        let r = reqwest::Client::new()
+            .put(format!("{}/{bucket}?versioning", self.endpoint))
+            .body(body)
+            .send()
+            .await
+            .expect("versioning");
+        assert!(r.status().is_success(), "versioning on {bucket}: {}", r.status());
+    }
+
+    /// How many versions (uploads) each key of a versioned bucket has, and
+    /// how many delete markers (first 1000 entries).
+    pub async fn versions(&self, bucket: &str) -> (std::collections::BTreeMap<String, usize>, usize) {
+        let body = reqwest::Client::new()
+            .get(format!("{}/{bucket}?versions&max-keys=1000", self.endpoint))
+            .send()
+            .await
+            .expect("list versions")
+            .text()
+            .await
+            .expect("list body");
+        let mut counts = std::collections::BTreeMap::new();
+        for v in body.split("<Version>").skip(1) {
+            if let Some(k) = v.split("<Key>").nth(1).and_then(|s| s.split("</Key>").next()) {
+                *counts.entry(k.to_string()).or_insert(0) += 1;
+            }
+        }
+        (counts, body.matches("<DeleteMarker>").count())
+    }
+
+    /// The keys in a bucket (first 1000), read with a plain listing request.
+    pub async fn keys(&self, bucket: &str) -> Vec<String> {
+        let body = reqwest::Client::new()
+            .get(format!("{}/{bucket}?list-type=2&max-keys=1000", self.endpoint))
+            .send()
+            .await
+            .expect("list")
+            .text()
+            .await
+            .expect("list body");
+        body.split("<Key>").skip(1).filter_map(|s| s.split("</Key>").next()).map(|s| s.to_string()).collect()
+    }
+
+    /// A `[<section>.s3]` block for a bucket of this server (credentials come
+    /// from the environment of [`S3TestServer::env`]).
+    pub fn toml(&self, section: &str, bucket: &str) -> String {
+        format!(
+            "[{section}.s3]\nendpoint = \"{}\"\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\nallow_http = true\n",
+            self.endpoint
+        )
+    }
+
+    /// The credential variables for a store whose variables start with `prefix`
+    /// (`YUNYING_S3`, `YUNYING_CLOUD_S3`, `YUNYING_STORE_<NAME>_S3`).
+    pub fn env(prefix: &str) -> Vec<(String, String)> {
+        vec![
+            (format!("{prefix}_ACCESS_KEY_ID"), S3_TEST_ACCESS_KEY.to_string()),
+            (format!("{prefix}_SECRET_ACCESS_KEY"), S3_TEST_SECRET_KEY.to_string()),
+        ]
+    }
+}
+
+impl Drop for S3TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

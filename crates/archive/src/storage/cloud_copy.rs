@@ -20,8 +20,6 @@ use yunying_index::{BlobProblem, BlobRecord, CloudCopyOutcome, CloudCopyTask};
 use super::CloudTier;
 use crate::{Archive, ArchiveError};
 
-/// A claim lasts this long before another worker may take the object.
-const LEASE_MS: i64 = 10 * 60 * 1000;
 /// Attempts before an object is given up on (about a day of backoff).
 pub const MAX_ATTEMPTS: i64 = 12;
 
@@ -63,7 +61,8 @@ impl Archive {
         let Some(cloud) = self.settings.storage.cloud.clone() else { return Ok(0) };
         let now = yunying_util::time::now_millis();
         let workers = cloud.copy_concurrency.max(1);
-        let tasks = self.index.claim_cloud_copies(now, now + LEASE_MS, (workers * 4) as u32).await?;
+        let lease_ms = i64::from(cloud.lease_seconds.max(1)) * 1000;
+        let tasks = self.index.claim_cloud_copies(now, now + lease_ms, (workers * 4) as u32).await?;
         let n = tasks.len();
         futures::stream::iter(tasks)
             .for_each_concurrent(workers, |task| {
@@ -81,9 +80,20 @@ impl Archive {
 
     async fn copy_task(&self, cloud: &CloudTier, task: &CloudCopyTask) -> CloudCopyOutcome {
         let rec = &task.blob;
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.cloud_counters;
         match copy_object(self.local_tier().as_ref(), cloud.store.as_ref(), rec).await {
-            Ok(_) => CloudCopyOutcome::Copied { at: yunying_util::time::now_millis() },
+            Ok(how) => {
+                if how == Copied::Sent {
+                    c.sent.fetch_add(1, Relaxed);
+                    c.bytes_sent.fetch_add(rec.size_bytes.max(0) as u64, Relaxed);
+                } else {
+                    c.already_there.fetch_add(1, Relaxed);
+                }
+                CloudCopyOutcome::Copied { at: yunying_util::time::now_millis() }
+            }
             Err(e) => {
+                c.failed.fetch_add(1, Relaxed);
                 let attempts = task.attempts + 1;
                 let damaged = matches!(e, BlobError::ChecksumMismatch { .. } | BlobError::NotFound(_));
                 // A damaged or missing local object will not heal by waiting:

@@ -74,17 +74,23 @@ pub async fn migrate(
     if from.name == to.name {
         return Err(ArchiveError::Config("a migration needs two different stores".into()));
     }
+    // Tasks name stores by what they are (bucket and endpoint, or folder),
+    // so that renaming them in the configuration after a cut-over keeps the record.
+    let (from_id, to_id) = (from.store.describe(), to.store.describe());
+    if from_id == to_id {
+        return Err(ArchiveError::Config(format!("{} and {} are the same store ({from_id})", from.name, to.name)));
+    }
     let now = yunying_util::time::now_millis();
     let earlier = index.storage_tasks(Some(StorageTask::MIGRATE), 1000).await?;
-    let running = earlier.into_iter().find(|t| {
-        t.state == StorageTask::RUNNING && t.source == from.name && t.target.as_deref() == Some(to.name.as_str())
-    });
+    let running = earlier
+        .into_iter()
+        .find(|t| t.state == StorageTask::RUNNING && t.source == from_id && t.target.as_deref() == Some(to_id.as_str()));
     let resumed = running.is_some();
     let mut task = match running {
         Some(t) => t,
         None => {
             let last = index.max_instance_id().await?;
-            index.create_storage_task(StorageTask::MIGRATE, &from.name, Some(&to.name), last, now).await?
+            index.create_storage_task(StorageTask::MIGRATE, &from_id, Some(&to_id), last, now).await?
         }
     };
     let started = Instant::now();
@@ -221,8 +227,8 @@ pub struct PurgeReport {
 }
 
 /// Empties `from` once a verified migration to `to` exists (see the module
-/// doc). `in_use` names the role `from` still has in the configuration, if
-/// any (refused then). Objects stored after the migration (row ids above its
+/// doc; stores are matched by what they are, not by their names). `in_use`
+/// names the role `from` still has in the configuration, if any (refused then). Objects stored after the migration (row ids above its
 /// extent) are checked in the target first.
 pub async fn purge(
     index: &Arc<dyn Index>,
@@ -233,9 +239,9 @@ pub async fn purge(
     if let Some(role) = in_use {
         return Ok(Err(PurgeRefused::InUse(from.name.clone(), role)));
     }
+    let (from_id, to_id) = (from.store.describe(), to.store.describe());
     let tasks = index.storage_tasks(Some(StorageTask::MIGRATE), 1000).await?;
-    let Some(mut task) =
-        tasks.into_iter().find(|t| t.source == from.name && t.target.as_deref() == Some(to.name.as_str()))
+    let Some(mut task) = tasks.into_iter().find(|t| t.source == from_id && t.target.as_deref() == Some(to_id.as_str()))
     else {
         return Ok(Err(PurgeRefused::NoMigration(from.name.clone())));
     };

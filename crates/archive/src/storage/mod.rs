@@ -39,6 +39,9 @@ pub struct CloudTier {
     pub copy_concurrency: usize,
     /// Whether older exams leave the cloud tier.
     pub lifecycle: bool,
+    /// How long a claimed copy is reserved for its worker: after a crash,
+    /// another worker takes it once this has passed.
+    pub lease_seconds: u32,
 }
 
 impl std::fmt::Debug for CloudTier {
@@ -48,6 +51,7 @@ impl std::fmt::Debug for CloudTier {
             .field("years", &self.years)
             .field("copy_concurrency", &self.copy_concurrency)
             .field("lifecycle", &self.lifecycle)
+            .field("lease_seconds", &self.lease_seconds)
             .finish()
     }
 }
@@ -60,6 +64,8 @@ pub struct StorageTiers {
     pub local: Option<Arc<dyn BlobStore>>,
     pub cloud: Option<CloudTier>,
     pub scrub: ScrubSettings,
+    /// Reads the cloud tier served for the local one (the tiered store's counter).
+    pub cloud_reads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for StorageTiers {
@@ -92,11 +98,36 @@ impl Default for ScrubSettings {
     }
 }
 
+/// What one node's cloud copy worker did since it started.
+#[derive(Debug, Default)]
+pub(crate) struct NodeCounters {
+    pub(crate) sent: std::sync::atomic::AtomicU64,
+    pub(crate) bytes_sent: std::sync::atomic::AtomicU64,
+    pub(crate) already_there: std::sync::atomic::AtomicU64,
+    pub(crate) failed: std::sync::atomic::AtomicU64,
+}
+
+/// This node's share of the work since it started.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeWork {
+    pub node: String,
+    pub cloud_copies_sent: u64,
+    pub cloud_bytes_sent: u64,
+    /// Claimed copies the cloud tier already held (a copy interrupted after
+    /// its upload, before its record).
+    pub cloud_copies_already_there: u64,
+    pub cloud_copy_failures: u64,
+    /// Reads the local tier could not serve that the cloud tier did.
+    pub cloud_reads: u64,
+}
+
 /// The background jobs at a glance (the jobs view of the API).
 #[derive(Debug, Clone, Serialize)]
 pub struct JobsStatus {
     /// Unix ms when this was read.
     pub now: i64,
+    /// The node that answered.
+    pub this_node: NodeWork,
     pub cloud_copy: Option<CloudCopyStatus>,
     pub derive: DeriveBacklog,
     pub forward: Vec<ForwardBacklog>,
@@ -166,8 +197,19 @@ impl Archive {
             }
         };
         let (problems, open_problems) = self.index.open_blob_problems(50).await?;
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.cloud_counters;
+        let this_node = NodeWork {
+            node: self.settings.node.clone(),
+            cloud_copies_sent: c.sent.load(Relaxed),
+            cloud_bytes_sent: c.bytes_sent.load(Relaxed),
+            cloud_copies_already_there: c.already_there.load(Relaxed),
+            cloud_copy_failures: c.failed.load(Relaxed),
+            cloud_reads: self.settings.storage.cloud_reads.load(Relaxed),
+        };
         Ok(JobsStatus {
             now,
+            this_node,
             cloud_copy,
             derive: self.index.derive_backlog().await?,
             forward: self.index.forward_backlog().await?,
