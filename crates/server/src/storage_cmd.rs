@@ -42,6 +42,11 @@ pub enum StorageCommand {
         /// Objects per saved step (a resumed run repeats at most one step's checks).
         #[arg(long, default_value_t = 256)]
         page: u32,
+        /// The source should hold every object (an old local store): report
+        /// absent ones as problems. The local tier always should; a cloud
+        /// tier holds only recent exams, so by default absent objects are skipped.
+        #[arg(long)]
+        complete_source: bool,
         /// The final report as one JSON object.
         #[arg(long)]
         json: bool,
@@ -88,7 +93,7 @@ pub async fn run(settings: &Settings, archive: Arc<Archive>, command: StorageCom
             }
             Ok(())
         }
-        StorageCommand::Migrate { from, to, concurrency, page, json } => {
+        StorageCommand::Migrate { from, to, concurrency, page, complete_source, json } => {
             let source = NamedStore { store: crate::app::open_named_store(settings, &from)?, name: from.clone() };
             let target = NamedStore { store: crate::app::open_named_store(settings, &to)?, name: to.clone() };
             if settings.storage.mirror.as_deref() != Some(to.as_str()) && [LOCAL_STORE, CLOUD_STORE].contains(&from.as_str()) {
@@ -100,8 +105,7 @@ pub async fn run(settings: &Settings, archive: Arc<Archive>, command: StorageCom
             let opts = MigrateOptions {
                 concurrency,
                 page: page.max(1),
-                // A cloud tier holds only recent exams; other stores hold everything.
-                source_holds_everything: from != CLOUD_STORE,
+                source_holds_everything: from == LOCAL_STORE || complete_source,
             };
             let tty = std::io::stderr().is_terminal();
             let mut last_print = Instant::now();
