@@ -33,6 +33,7 @@ mod measure;
 mod pixels;
 mod report;
 mod server;
+mod storage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -93,6 +94,31 @@ struct Args {
     /// Runs only the pixels phase (as --skip-series --skip-qido --skip-dimse; PostgreSQL is not measured there).
     #[arg(long, conflicts_with_all = ["skip_pixels", "only_dimse"])]
     only_pixels: bool,
+    /// Runs only the storage tier benchmark (cloud copy, reads through the
+    /// S3 tier, a verified migration between two buckets; moto on loopback
+    /// unless --s3-endpoint is given).
+    #[arg(long, conflicts_with_all = ["only_pixels", "only_dimse"])]
+    only_storage: bool,
+    /// Objects in the storage benchmark's archive.
+    #[arg(long, default_value_t = 10_000)]
+    storage_objects: usize,
+    /// Instances read through each tier.
+    #[arg(long, default_value_t = 200)]
+    storage_reads: usize,
+    /// An S3 endpoint for the storage benchmark instead of moto (e.g. the
+    /// customer's OSS); credentials in YUNYING_BENCH_S3_ACCESS_KEY_ID and
+    /// YUNYING_BENCH_S3_SECRET_ACCESS_KEY.
+    #[arg(long, value_name = "URL", requires = "s3_bucket")]
+    s3_endpoint: Option<String>,
+    /// The bucket at --s3-endpoint (the benchmark works under its own prefixes).
+    #[arg(long)]
+    s3_bucket: Option<String>,
+    /// The signing region at --s3-endpoint.
+    #[arg(long, default_value = "us-east-1")]
+    s3_region: String,
+    /// Virtual-hosted style requests (Alibaba OSS).
+    #[arg(long)]
+    s3_virtual_hosted: bool,
     /// The Orthanc binary.
     #[arg(long, value_name = "PATH", default_value = "/usr/sbin/Orthanc")]
     orthanc: PathBuf,
@@ -154,7 +180,40 @@ fn main() -> std::process::ExitCode {
     // database, which is reported and its column skipped), no backtrace.
     std::panic::set_hook(Box::new(|info| eprintln!("yunying-bench: {info}")));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    if args.only_storage {
+        return rt.block_on(run_storage(args));
+    }
     rt.block_on(run(args))
+}
+
+async fn run_storage(args: Args) -> std::process::ExitCode {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let b = storage::StorageBench {
+        yunying: args.yunying.clone().unwrap_or_else(default_yunying),
+        cache: args.cache_dir.clone().unwrap_or_else(|| home.join(".cache/yunying/bench")),
+        work_root: args.work_dir.clone().unwrap_or_else(std::env::temp_dir),
+        objects: args.storage_objects.max(10),
+        reads: args.storage_reads.max(1),
+        endpoint: args.s3_endpoint.clone(),
+        bucket: args.s3_bucket.clone(),
+        region: args.s3_region.clone(),
+        virtual_hosted: args.s3_virtual_hosted,
+    };
+    match storage::run(&b).await {
+        Ok(figures) => {
+            if let Some(out) = &args.out {
+                if let Err(e) = std::fs::write(out, serde_json::to_string_pretty(&figures).unwrap_or_default()) {
+                    eprintln!("yunying-bench: cannot write {}: {e}", out.display());
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("yunying-bench: storage: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 fn default_yunying() -> PathBuf {

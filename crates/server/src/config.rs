@@ -78,6 +78,40 @@ kind = "fs"
 # Check the recorded SHA-256 when an object is read whole:
 # verify_reads = true
 
+# The cloud tier (the provincial health cloud): exams of the last `years`
+# years are copied there by a durable queue after they are stored (retried,
+# visible in `yunying storage status` and GET /api/jobs) and leave it when
+# older. Reads fall back to it when the local tier lacks an object.
+# Credentials: env YUNYING_CLOUD_S3_ACCESS_KEY_ID / _SECRET_ACCESS_KEY.
+# [storage.cloud]
+# kind = "s3"
+# years = 3
+# copy_concurrency = 8
+# [storage.cloud.s3]
+# endpoint = "https://oss-cn-hangzhou.aliyuncs.com"
+# bucket = "county-imaging"
+# region = "cn-hangzhou"
+# virtual_hosted = true
+
+# Other stores by name, for `yunying storage migrate --from A --to B` (a
+# change of vendor) and the mirror of a cut-over (every new object written
+# there too). Credentials: env YUNYING_STORE_<NAME>_S3_ACCESS_KEY_ID / ...
+# [storage]
+# mirror = "newcloud"
+# [storage.stores.newcloud]
+# kind = "s3"
+# [storage.stores.newcloud.s3]
+# endpoint = "https://cos.ap-shanghai.myqcloud.com"
+# bucket = "county-imaging-1250000000"
+# region = "ap-shanghai"
+# virtual_hosted = true
+
+# Scrubbing: every object is re-read and compared with its SHA-256 on a
+# schedule (`yunying verify` does it on demand).
+# [storage.scrub]
+# interval_days = 90
+# mb_per_s = 25
+
 [ingest]
 # Institution that objects are attributed to when the sender's identity does
 # not name one (created at start if missing).
@@ -1170,6 +1204,48 @@ mod tests {
         let e = Settings::resolve(RawConfig::default(), &Overrides { http: Some("nope".into()), ..Default::default() })
             .unwrap_err();
         assert!(e.0.contains("server.http"));
+    }
+
+    #[test]
+    fn cloud_tier_stores_and_mirror() {
+        let flags = Overrides { data: Some("/d".into()), ..Default::default() };
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s.secret");
+        std::fs::write(&secret, "sk\n").unwrap();
+        let s3 = |section: &str| {
+            format!(
+                "[{section}.s3]\nendpoint = \"https://oss-cn-hangzhou.aliyuncs.com\"\nbucket = \"bkt\"\n\
+                 access_key_id = \"ak\"\nsecret_access_key_file = {:?}\n",
+                secret.display().to_string()
+            )
+        };
+        let resolve = |text: &str| Settings::resolve(toml::from_str(text).unwrap(), &flags);
+        let text = format!(
+            "[storage]\nmirror = \"newcloud\"\n[storage.cloud]\nkind = \"s3\"\nyears = 5\n{}\
+             [storage.stores.newcloud]\nkind = \"s3\"\n{}[storage.stores.old-nas]\nkind = \"fs\"\npath = \"/mnt/nas\"\n\
+             [storage.scrub]\ninterval_days = 30\nmb_per_s = 0\n",
+            s3("storage.cloud"),
+            s3("storage.stores.newcloud")
+        );
+        let s = resolve(&text).unwrap();
+        let c = s.storage.cloud.as_ref().unwrap();
+        assert_eq!((c.years, c.copy_concurrency, c.lifecycle, c.lease_seconds), (5, 8, true, 300));
+        assert!(matches!(&c.store, StoreSettings::S3(x) if x.bucket == "bkt"));
+        assert_eq!(s.storage.names(), vec!["local", "cloud", "newcloud", "old-nas"]);
+        assert!(matches!(s.storage.store("old-nas"), Some(StoreSettings::Fs { path }) if path == Path::new("/mnt/nas")));
+        assert!(s.storage.store("nope").is_none());
+        assert_eq!(s.storage.mirror.as_deref(), Some("newcloud"));
+        assert_eq!((s.storage.scrub.interval_days, s.storage.scrub.mb_per_s), (30, 0));
+        assert!(!format!("{s:?}").contains("sk\n"));
+
+        let err = |text: &str| resolve(text).unwrap_err().0;
+        assert!(err("[storage]\nmirror = \"x\"").contains("names no store"));
+        assert!(err("[storage.stores.local]\nkind = \"fs\"\npath = \"/x\"").contains("not \"local\" or \"cloud\""));
+        assert!(err("[storage.stores.Big]\nkind = \"fs\"\npath = \"/x\"").contains("[a-z0-9_-]"));
+        assert!(err("[storage.stores.x]\npath = \"/x\"").contains("storage.stores.x.kind is required"));
+        assert!(err("[storage.cloud]\nkind = \"s3\"").contains("[storage.cloud.s3]"));
+        assert!(err(&format!("[storage.cloud]\nkind = \"s3\"\nyears = 0\n{}", s3("storage.cloud"))).contains("years"));
+        assert!(err("[storage.cloud]\nkind = \"fs\"").contains("storage.cloud.path is required"));
     }
 
     #[test]
