@@ -52,6 +52,10 @@ pub enum BlobError {
     /// The store's settings are unusable.
     #[error("blob store configuration: {0}")]
     Config(String),
+    /// The object is in an archive storage class: a restore was requested
+    /// (or is under way); it can be read in a minute or two.
+    #[error("blob {key} is in an archive storage class and is being retrieved ({detail}); try again shortly")]
+    Archived { key: String, detail: String },
 }
 
 pub type Result<T, E = BlobError> = std::result::Result<T, E>;

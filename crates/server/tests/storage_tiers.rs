@@ -323,3 +323,59 @@ pub async fn admin_session(server: &TestServer) -> reqwest::Client {
     assert_eq!(r.status(), StatusCode::OK);
     login(Some(yunying_security::totp::code_at(&secret, now + 30))).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_in_an_archive_storage_class_is_retrieving_then_restored() {
+    let s3 = S3TestServer::start().await;
+    s3.create_bucket("province").await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &s3, "province", 2);
+    let server = start(&cfg, &[]).await;
+    let files = synth(&dir.path().join("s"), 8, 1, 3);
+    stow(&server, &files).await;
+    wait_copied(&server, Duration::from_secs(60)).await;
+
+    // The bucket's lifecycle moved one object to the archive class (Glacier /
+    // OSS Archive), and the local tier lost it.
+    let (key, path) = local_objects(&server.data).into_iter().next().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let python = std::env::var("YUNYING_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/yunying/venv"))
+        .join("bin/python");
+    let script = format!(
+        "import boto3\n\
+         s3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='k', aws_secret_access_key='s', region_name='us-east-1')\n\
+         s3.copy_object(Bucket='province', Key='{key}', CopySource={{'Bucket': 'province', 'Key': '{key}'}}, \
+         StorageClass='GLACIER', MetadataDirective='COPY')\n\
+         assert s3.head_object(Bucket='province', Key='{key}')['StorageClass'] == 'GLACIER'\n",
+        s3.endpoint
+    );
+    let out = Command::new(&python).args(["-c", &script]).output().expect("the test venv's python (boto3 comes with moto)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = &bytes;
+    std::fs::remove_file(&path).unwrap();
+
+    // The first read says "retrieving" (503, Retry-After) and asks for a restore...
+    let (study, series, sop) = yunying_archive::keys::uids_of(&key).unwrap();
+    let url = format!("{}/studies/{study}/series/{series}/instances/{sop}", server.dicomweb());
+    let accept = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
+    let r = server.client().get(&url).header("Accept", accept).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers().get("retry-after").unwrap(), "60");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["retrieving"], true, "{body}");
+    // ...and once the store has restored it, the read succeeds.
+    let started = Instant::now();
+    loop {
+        let r = server.client().get(&url).header("Accept", accept).send().await.unwrap();
+        if r.status() == StatusCode::OK {
+            let got = r.bytes().await.unwrap();
+            assert!(got.windows(bytes.len()).any(|w| w == &bytes[..]), "the stored bytes");
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(started.elapsed() < Duration::from_secs(120), "not restored within the 2-minute budget");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

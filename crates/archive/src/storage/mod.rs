@@ -180,6 +180,35 @@ impl Archive {
         self.start_scrubbing();
     }
 
+    /// Before a retrieve starts streaming: the objects the local tier lacks
+    /// must be readable from the cloud tier. Those in an archive storage
+    /// class get their restores requested together, and the retrieve is
+    /// answered "retrieving" ([`yunying_blob::BlobError::Archived`]) rather
+    /// than failing half-way. Only a filesystem local tier is checked (a
+    /// `stat` per object); other tiers are read as they come.
+    pub async fn ensure_readable(&self, instances: &[yunying_index::StoredInstance]) -> Result<(), ArchiveError> {
+        use futures::StreamExt;
+        let Some(cloud) = &self.settings.storage.cloud else { return Ok(()) };
+        let local = self.local_tier();
+        let missing: Vec<String> = instances
+            .iter()
+            .filter(|i| local.local_path(&i.blob_key).is_some_and(|p| !p.is_file()))
+            .map(|i| i.blob_key.clone())
+            .collect();
+        let store = cloud.store.clone();
+        let probes = missing.into_iter().map(move |key| {
+            let store = store.clone();
+            async move { store.get_range(&key, 0, 1).await.err() }
+        });
+        let errors: Vec<Option<yunying_blob::BlobError>> = futures::stream::iter(probes).buffer_unordered(16).collect().await;
+        let archived: Vec<yunying_blob::BlobError> =
+            errors.into_iter().flatten().filter(|e| matches!(e, yunying_blob::BlobError::Archived { .. })).collect();
+        match archived.into_iter().next() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
     /// The jobs view: queues, failures, the oldest waiting copy, storage
     /// tasks and open problems.
     pub async fn jobs_status(&self) -> Result<JobsStatus, ArchiveError> {

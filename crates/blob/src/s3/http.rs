@@ -46,6 +46,13 @@ impl ReqwestConnector {
     }
 }
 
+impl ReqwestConnector {
+    /// The client, for requests object_store does not make (restores).
+    pub(crate) fn client(&self) -> reqwest::Client {
+        self.client.clone()
+    }
+}
+
 impl HttpConnector for ReqwestConnector {
     fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
         Ok(HttpClient::new(Service(self.client.clone())))

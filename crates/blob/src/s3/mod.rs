@@ -17,6 +17,7 @@
 //! - Retries with exponential backoff on connection errors, 5xx and throttling.
 
 mod http;
+mod restore;
 #[cfg(test)]
 mod tests;
 
@@ -215,6 +216,7 @@ pub struct S3Store {
     part_size: usize,
     upload_concurrency: usize,
     verify_reads: bool,
+    restorer: Arc<restore::Restorer>,
 }
 
 fn remote(key: &str) -> impl FnOnce(object_store::Error) -> BlobError + '_ {
@@ -274,6 +276,16 @@ impl S3Store {
         let connector =
             http::ReqwestConnector::new(http::Timeouts { connect: config.connect_timeout, read: config.read_timeout })
                 .map_err(|e| BlobError::Config(format!("cannot set up the HTTP client: {e}")))?;
+        let restorer = Arc::new(restore::Restorer {
+            client: connector.client(),
+            credential: object_store::aws::AwsCredential {
+                key_id: config.access_key_id.trim().to_string(),
+                secret_key: config.secret_access_key.clone(),
+                token: None,
+            },
+            region: config.region.trim().to_string(),
+            bucket_url: bucket_url.clone(),
+        });
         let retry = RetryConfig {
             backoff: BackoffConfig {
                 init_backoff: Duration::from_millis(200),
@@ -310,7 +322,24 @@ impl S3Store {
             part_size: config.part_size,
             upload_concurrency: config.upload_concurrency.clamp(1, 16),
             verify_reads: config.verify_reads,
+            restorer,
         })
+    }
+
+    /// Maps a read's error; an object in an archive storage class gets a
+    /// restore request and is reported as [`BlobError::Archived`].
+    async fn read_error(&self, key: &str, e: object_store::Error) -> BlobError {
+        if !restore::is_archived(&e) {
+            return remote(key)(e);
+        }
+        let detail = match self.restorer.request(&format!("{}{key}", self.prefix)).await {
+            Ok(restore::RestoreState::Started) => "a restore was requested".to_string(),
+            Ok(restore::RestoreState::InProgress) => "a restore is under way".to_string(),
+            Ok(restore::RestoreState::Ready) => "restored just now".to_string(),
+            Err(e) => format!("the restore request failed: {e}"),
+        };
+        tracing::warn!(%key, %detail, "an object in an archive storage class was read");
+        BlobError::Archived { key: key.to_string(), detail }
     }
 
     fn location(&self, key: &str) -> Result<ObjectPath> {
@@ -391,7 +420,10 @@ impl S3Store {
     /// when `verify` (a mismatch ends the stream with `InvalidData`).
     async fn get_stream(&self, key: &str, verify: bool) -> Result<ByteStream> {
         let path = self.location(key)?;
-        let res = self.store.get(&path).await.map_err(remote(key))?;
+        let res = match self.store.get(&path).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.read_error(key, e).await),
+        };
         let want = recorded(&res.attributes);
         let k = key.to_string();
         let inner = res
@@ -494,6 +526,7 @@ impl BlobStore for S3Store {
         let res = match self.store.get_opts(&path, opts).await {
             Ok(res) => res,
             Err(object_store::Error::NotFound { .. }) => return Err(BlobError::NotFound(key.to_string())),
+            Err(e) if restore::is_archived(&e) => return Err(self.read_error(key, e).await),
             Err(e) => {
                 // A range starting past the end is refused (416): say so as FsStore does.
                 return match self.head(key).await {

@@ -11,11 +11,15 @@ use yunying_index::IndexError;
 pub struct AppError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds after which the client should try again (`Retry-After`,
+    /// and `"retrieving": true` in the body): an object being restored
+    /// from an archive storage class.
+    pub retry_after: Option<u32>,
 }
 
 impl AppError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        AppError { status, message: message.into() }
+        AppError { status, message: message.into(), retry_after: None }
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, m)
@@ -48,6 +52,16 @@ impl From<ArchiveError> for AppError {
             ArchiveError::Conflict(m) => AppError::new(StatusCode::CONFLICT, m),
             ArchiveError::Index(IndexError::Invalid(m)) => AppError::bad_request(m),
             ArchiveError::Index(IndexError::NotFound(m)) => AppError::not_found(m),
+            ArchiveError::Blob(yunying_archive::BlobError::Archived { key, detail }) => {
+                tracing::warn!(%key, %detail, "an object is being retrieved from an archive storage class");
+                AppError {
+                    retry_after: Some(60),
+                    ..AppError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "retrieving: an object of this study is being restored from the archive storage class; try again in a minute",
+                    )
+                }
+            }
             ArchiveError::Blob(yunying_archive::BlobError::NotFound(k)) => {
                 tracing::error!(key = %k, "a catalogued object is missing from the blob store");
                 AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "a stored object is missing from storage")
@@ -80,9 +94,15 @@ impl IntoResponse for AppError {
         } else {
             tracing::info!(status = %self.status, message = %self.message, "request refused");
         }
-        let body = serde_json::json!({ "error": self.message, "status": self.status.as_u16() }).to_string();
-        let mut r = (self.status, body).into_response();
+        let mut body = serde_json::json!({ "error": self.message, "status": self.status.as_u16() });
+        if self.retry_after.is_some() {
+            body["retrieving"] = serde_json::Value::Bool(true);
+        }
+        let mut r = (self.status, body.to_string()).into_response();
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        if let Some(s) = self.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
         r
     }
 }

@@ -29,6 +29,8 @@ async fn send_instances(dw: &DicomWeb, headers: &HeaderMap, scope: Scope) -> Res
     let found = dw.archive.stored(&scope).await?;
     let stored: Vec<&str> = found.iter().map(|i| i.transfer_syntax.as_str()).collect();
     let format = negotiate::instances(&accept_of(headers), &stored, Archive::can_transcode_object)?;
+    // Objects being restored from an archive storage class: "retrieving".
+    dw.archive.ensure_readable(&found).await?;
     if !format.multipart {
         let inst = &found[0];
         return match &format.target {
