@@ -14,6 +14,7 @@ import type { StudyLoad } from './data/studyLoad';
 import type { DicomJson } from './data/dicomJson';
 import { prefetchSeries } from './data/prefetch';
 import { bulkLoadSeries } from './data/seriesBulk';
+import { RETRIEVING_EVENT } from './data/retrieving';
 import { frameSyntax } from './data/transferSyntax';
 import { singleFrameImageIds } from './data/seriesStack';
 import { markOnce } from './data/marks';
@@ -99,6 +100,13 @@ export default function ViewerApp({ load, preview }: { load: Promise<StudyLoad>;
       cancelled = true;
     };
   }, [load]);
+
+  // Images being restored from archive storage: say so (the loaders retry).
+  useEffect(() => {
+    const onRetrieving = (e: Event) => setNotice(t('retrieving', { seconds: (e as CustomEvent<number>).detail }));
+    window.addEventListener(RETRIEVING_EVENT, onRetrieving);
+    return () => window.removeEventListener(RETRIEVING_EVENT, onRetrieving);
+  }, [t]);
 
   useEffect(() => () => {
     destroySync();

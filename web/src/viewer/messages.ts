@@ -14,7 +14,7 @@ type Key =
   | 'spine' | 'spineStart' | 'spineHint' | 'rename' | 'vrPreset' | 'crop'
   | 'noWebgl' | 'loadingVolume' | 'more' | 'language' | 'enlargeHint' | 'image' | 'zoom' | 'thickness' | 'location'
   | 'arrowPrompt' | 'panels' | 'tools' | 'axial' | 'sagittal' | 'coronal' | 'volume3d' | 'presetTissue'
-  | 'bone' | 'softTissue' | 'lung' | 'vessels' | 'notVolume';
+  | 'bone' | 'softTissue' | 'lung' | 'vessels' | 'notVolume' | 'retrieving';
 
 export const viewerMessages: Messages<Key> = {
   'zh-CN': {
@@ -40,6 +40,7 @@ export const viewerMessages: Messages<Key> = {
     axial: '轴位', sagittal: '矢状位', coronal: '冠状位', volume3d: '三维', presetTissue: '组织',
     bone: '骨骼', softTissue: '软组织', lung: '肺', vessels: '血管',
     notVolume: '当前序列不能重建 MPR/三维 (需要同方向、多层的断层序列)。',
+    retrieving: '部分影像正在从归档存储中取回，约 {seconds} 秒后自动重试…',
   },
   en: {
     loading: 'Loading…', noStudy: 'No study given (StudyInstanceUIDs)', loadFailed: 'Loading failed', back: 'Study list',
@@ -64,6 +65,7 @@ export const viewerMessages: Messages<Key> = {
     axial: 'Axial', sagittal: 'Sagittal', coronal: 'Coronal', volume3d: '3D', presetTissue: 'Tissue',
     bone: 'Bone', softTissue: 'Soft tissue', lung: 'Lung', vessels: 'Vessels',
     notVolume: 'This series cannot be reconstructed for MPR/3D (it needs parallel cross-sections).',
+    retrieving: 'Some images are being retrieved from archive storage; trying again in about {seconds} s…',
   },
 };
 

@@ -5,6 +5,7 @@ import { init as toolsInit } from '@cornerstonejs/tools';
 import { init as dicomImageLoaderInit } from '@cornerstonejs/dicom-image-loader';
 import { isPhone } from './device';
 import { frameHeaders, onFrameError } from '../data/transferSyntax';
+import { announceRetrieving } from '../data/retrieving';
 
 let ready: Promise<void> | undefined;
 
@@ -17,7 +18,10 @@ export function initCornerstone(): Promise<void> {
     dicomImageLoaderInit({
       maxWebWorkers: Math.max(2, Math.min(4, cores - 1)),
       beforeSend: () => frameHeaders(),
-      errorInterceptor: (e) => void onFrameError(e.status ?? 0),
+      errorInterceptor: (e) => {
+        if (e.status === 503) announceRetrieving(60);
+        void onFrameError(e.status ?? 0);
+      },
     });
     // Loopback/HTTP/2: more parallel frame requests than the defaults.
     imageRetrievalPoolManager.setMaxSimultaneousRequests(Enums.RequestType.Interaction, 6);

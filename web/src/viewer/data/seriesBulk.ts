@@ -10,6 +10,7 @@ import { createImage } from '@cornerstonejs/dicom-image-loader';
 import { cache, type Types } from '@cornerstonejs/core';
 import { ByteQueue } from './byteQueue';
 import { DICOMWEB } from './queries';
+import { fetchWaitingForRetrieval } from './retrieving';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -42,7 +43,7 @@ export async function bulkLoadSeries(
 ): Promise<boolean> {
   let r: Response;
   try {
-    r = await fetch(`${DICOMWEB}/studies/${studyUID}/series/${seriesUID}`, {
+    r = await fetchWaitingForRetrieval(`${DICOMWEB}/studies/${studyUID}/series/${seriesUID}`, {
       headers: { Accept: 'multipart/related; type="application/dicom"' },
       credentials: 'same-origin',
       signal,
