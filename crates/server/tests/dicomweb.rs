@@ -381,3 +381,23 @@ async fn chinese_character_sets_come_out_right() {
         assert_eq!(meta[0]["00080005"]["Value"][0], "ISO_IR 192", "{label}: JSON is UTF-8 whatever was received");
     }
 }
+
+/// The same round trip with the scaled-out storage: PostgreSQL catalog and
+/// an S3-compatible object store (moto) as the only tier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stow_qido_wado_on_s3_and_postgres() {
+    let s3 = yunying_test_support::S3TestServer::start().await;
+    s3.create_bucket("archive").await;
+    let db = PgDatabase::create("yy_server_s3").await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("yunying.toml");
+    std::fs::write(&cfg, format!("[storage]\nkind = \"s3\"\n{}", s3.toml("storage", "archive"))).unwrap();
+    let env = yunying_test_support::S3TestServer::env("YUNYING_S3");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server =
+        TestServer::start(std::path::Path::new(BIN), &["--config", cfg.to_str().unwrap(), "--catalog-url", &db.url], &env)
+            .await;
+    roundtrip(&server).await;
+    assert!(s3.keys("archive").await.iter().any(|k| k.starts_with("dicom/v1/")), "the objects are in the bucket");
+    assert!(!server.data.join("blobs").join("dicom").exists(), "nothing in the data directory");
+}
