@@ -1,5 +1,5 @@
 //! The command line: `serve`, `default-config`, `synth`, `import`, `ae`,
-//! `pull`, `echo`.
+//! `pull`, `echo`, `retention`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -201,6 +201,13 @@ enum Command {
         /// One JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Retention: the expiry report, recomputing every study's retain-until date.
+    Retention {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: crate::retention_cmd::RetentionCommand,
     },
     /// Checks a DICOM peer with C-ECHO (verification).
     Echo {
@@ -518,6 +525,10 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Retention { common, command } => {
+            let archive = cli_archive(&common).await?;
+            crate::retention_cmd::run(archive, command, &mut std::io::stdout()).await.map_err(Error)
         }
         Command::Echo { peer, ae_title, tls } => {
             init_cli_logging();
