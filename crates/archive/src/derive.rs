@@ -48,7 +48,7 @@ pub fn derived_key(sha256: &str, frame: u32) -> String {
     format!("{}{frame}.j2c", derived_prefix(sha256))
 }
 
-fn derived_prefix(sha256: &str) -> String {
+pub(crate) fn derived_prefix(sha256: &str) -> String {
     format!("{DERIVED_ROOT}{}/{sha256}/", &sha256[..2.min(sha256.len())])
 }
 

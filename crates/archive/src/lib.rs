@@ -27,6 +27,7 @@ pub mod personal_data;
 pub mod keys;
 pub mod policy;
 pub mod render;
+pub mod retention;
 mod query_retrieve;
 mod retrieve;
 mod staging;

@@ -8,7 +8,11 @@
 //! centre's radiologists (a regional institution) see the region, and
 //! explicit grants (consultation, referral, a patient's share) open single
 //! studies beyond that. The three administrators (system, security, audit)
-//! are kept apart: none can do another's work, and none reads patient data.
+//! are kept apart: none can do another's work, and none reads patient data
+//! (the retention actions show the system and security administrators
+//! study UIDs and patient IDs, no more). Deletion is a request by one
+//! (request-deletion, the system administrator) approved by another
+//! (approve-deletion, the security administrator).
 //! Handlers never decide: they call the archive, which calls here.
 
 use serde::{Deserialize, Serialize};
@@ -85,8 +89,11 @@ impl Role {
     pub fn actions(self) -> &'static [Action] {
         use Action::*;
         match self {
-            Role::SystemAdmin => &[ManageSystem, ViewStatistics],
-            Role::SecurityAdmin => &[ManageUsers, ManageCredentials, ManageGrants],
+            // Retention: the system administrator records visits, places and
+            // releases holds and asks for deletions; the security
+            // administrator (a different person: 三员分立) holds the approval.
+            Role::SystemAdmin => &[ManageSystem, ViewStatistics, RecordEncounters, ManageLegalHolds, ViewRetention, RequestDeletion],
+            Role::SecurityAdmin => &[ManageUsers, ManageCredentials, ManageGrants, ManageLegalHolds, ViewRetention, ApproveDeletion],
             Role::AuditAdmin => &[ReadAudit, ManageAudit],
             Role::InstitutionAdmin => &[ManageUsers, ViewStatistics],
             Role::Radiologist | Role::ReviewingRadiologist => &[Query, Read, Export, Store, Update, Share],
@@ -148,10 +155,21 @@ pub enum Action {
     ReadAudit,
     /// Verify and export the audit trail.
     ManageAudit,
+    // Retention (see `retention`).
+    /// Record patients' visits, which set their studies' retention (HIS feeds, corrections).
+    RecordEncounters,
+    /// Place and release legal holds on studies.
+    ManageLegalHolds,
+    /// Read the expiry report and the deletion requests (study UIDs and patient IDs, no names).
+    ViewRetention,
+    /// Ask for the deletion of studies whose retention has ended.
+    RequestDeletion,
+    /// Approve or reject another person's deletion request (the deletion itself follows).
+    ApproveDeletion,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 19] = [
         Action::Query,
         Action::Read,
         Action::Export,
@@ -166,6 +184,11 @@ impl Action {
         Action::ViewStatistics,
         Action::ReadAudit,
         Action::ManageAudit,
+        Action::RecordEncounters,
+        Action::ManageLegalHolds,
+        Action::ViewRetention,
+        Action::RequestDeletion,
+        Action::ApproveDeletion,
     ];
 
     pub fn code(self) -> &'static str {
@@ -184,6 +207,11 @@ impl Action {
             Action::ViewStatistics => "view-statistics",
             Action::ReadAudit => "read-audit",
             Action::ManageAudit => "manage-audit",
+            Action::RecordEncounters => "record-encounters",
+            Action::ManageLegalHolds => "manage-legal-holds",
+            Action::ViewRetention => "view-retention",
+            Action::RequestDeletion => "request-deletion",
+            Action::ApproveDeletion => "approve-deletion",
         }
     }
 
@@ -202,7 +230,7 @@ impl Action {
     /// Actions a machine credential may be given. Administration stays with
     /// people (who sign in with a second factor).
     pub fn grantable_to_machines(self) -> bool {
-        self.on_patient_data() || self == Action::ViewStatistics
+        self.on_patient_data() || matches!(self, Action::ViewStatistics | Action::RecordEncounters)
     }
 }
 
@@ -212,7 +240,12 @@ pub fn parse_actions(s: &str) -> Result<Vec<Action>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         if part == "all" {
-            out.extend(Action::ALL.into_iter().filter(|a| a.grantable_to_machines() && *a != Action::Delete));
+            // Actions that change what is kept are never given implicitly.
+            out.extend(
+                Action::ALL
+                    .into_iter()
+                    .filter(|a| a.grantable_to_machines() && !matches!(a, Action::Delete | Action::RecordEncounters)),
+            );
             continue;
         }
         let a = Action::from_code(part).ok_or_else(|| {
@@ -509,23 +542,25 @@ mod tests {
         use Action::*;
         // Columns, in the order of Action::ALL: Query Read Export Store
         // Update Delete Share | ManageUsers ManageCredentials ManageGrants
-        // ManageSystem ViewStatistics ReadAudit ManageAudit.
+        // ManageSystem ViewStatistics ReadAudit ManageAudit | RecordEncounters
+        // ManageLegalHolds ViewRetention RequestDeletion ApproveDeletion.
         let columns = Action::ALL;
         let table: Vec<(&str, Principal, &str)> = vec![
-            ("system admin", user(&[Role::SystemAdmin], None), "------- ---AA--"),
-            ("security admin", user(&[Role::SecurityAdmin], None), "------- AAA----"),
-            ("audit admin", user(&[Role::AuditAdmin], None), "------- -----AA"),
-            ("institution admin", user(&[Role::InstitutionAdmin], Some(OWN)), "------- A---A--"),
-            ("radiologist", user(&[Role::Radiologist], Some(OWN)), "aaaaa-a -------"),
-            ("reviewing radiologist", user(&[Role::ReviewingRadiologist], Some(OWN)), "aaaaa-a -------"),
-            ("clinician", user(&[Role::Clinician], Some(OWN)), "aaa---a -------"),
-            ("technician", user(&[Role::Technician], Some(OWN)), "aa-aa-- -------"),
+            ("system admin", user(&[Role::SystemAdmin], None), "------- ---AA-- AAAA-"),
+            ("security admin", user(&[Role::SecurityAdmin], None), "------- AAA---- -AA-A"),
+            ("audit admin", user(&[Role::AuditAdmin], None), "------- -----AA -----"),
+            ("institution admin", user(&[Role::InstitutionAdmin], Some(OWN)), "------- A---A-- -----"),
+            ("radiologist", user(&[Role::Radiologist], Some(OWN)), "aaaaa-a ------- -----"),
+            ("reviewing radiologist", user(&[Role::ReviewingRadiologist], Some(OWN)), "aaaaa-a ------- -----"),
+            ("clinician", user(&[Role::Clinician], Some(OWN)), "aaa---a ------- -----"),
+            ("technician", user(&[Role::Technician], Some(OWN)), "aa-aa-- ------- -----"),
             // The consultation centre's radiologists read the region; its
             // clinicians see the centre's own data only.
-            ("centre radiologist", user(&[Role::Radiologist], Some(CENTRE)), "AAAAA-A -------"),
-            ("centre clinician", user(&[Role::Clinician], Some(CENTRE)), "aaa---a -------"),
-            ("institution token (query, read)", token(&[Query, Read], Some(OWN)), "aa----- -------"),
-            ("region token (store, read)", token(&[Store, Read], None), "-A-A--- -------"),
+            ("centre radiologist", user(&[Role::Radiologist], Some(CENTRE)), "AAAAA-A ------- -----"),
+            ("centre clinician", user(&[Role::Clinician], Some(CENTRE)), "aaa---a ------- -----"),
+            ("institution token (query, read)", token(&[Query, Read], Some(OWN)), "aa----- ------- -----"),
+            ("region token (store, read)", token(&[Store, Read], None), "-A-A--- ------- -----"),
+            ("HIS feed token (record encounters)", token(&[RecordEncounters], Some(OWN)), "------- ------- A----"),
         ];
         for (label, p, row) in table {
             let marks: Vec<char> = row.chars().filter(|c| *c != ' ').collect();
@@ -552,6 +587,29 @@ mod tests {
         assert!(may_assign(&p, Role::Radiologist));
         assert!(!may_assign(&sec, Role::AuditAdmin));
         assert!(may_assign(&sec, Role::InstitutionAdmin));
+    }
+
+    #[test]
+    fn encounters_are_recorded_for_the_own_institution_only() {
+        let feed = token(&[Action::RecordEncounters], Some(OWN));
+        assert!(decide(&feed, Action::RecordEncounters, &Target::Institution(OWN)).allowed());
+        assert_eq!(decide(&feed, Action::RecordEncounters, &Target::Institution(OTHER)), Decision::DenyScope);
+        let region_feed = token(&[Action::RecordEncounters], None);
+        assert!(decide(&region_feed, Action::RecordEncounters, &Target::Institution(OTHER)).allowed());
+        let sys = user(&[Role::SystemAdmin], None);
+        assert!(decide(&sys, Action::RecordEncounters, &Target::Institution(OTHER)).allowed());
+        // Approval needs another role than the request: no one holds both (三员分立).
+        for r in Role::ALL {
+            assert!(
+                !(r.actions().contains(&Action::RequestDeletion) && r.actions().contains(&Action::ApproveDeletion)),
+                "{} could approve its own requests",
+                r.code()
+            );
+        }
+        // A HIS feed is given it explicitly: "all" leaves out what changes retention.
+        assert_eq!(parse_actions("record-encounters").unwrap(), vec![Action::RecordEncounters]);
+        assert!(!parse_actions("all").unwrap().contains(&Action::RecordEncounters));
+        assert!(!parse_actions("all").unwrap().contains(&Action::ApproveDeletion), "administration stays with people");
     }
 
     #[test]

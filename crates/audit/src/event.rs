@@ -352,10 +352,21 @@ pub enum Action {
     AuditVerified,
     ApplicationStart,
     ApplicationStop,
+    // Retention (added with migration 8 of the catalog).
+    /// A visit of a patient recorded (it sets the retention of their studies).
+    EncounterRecorded,
+    LegalHoldPlaced,
+    LegalHoldReleased,
+    /// Deletion of studies whose retention ended, asked for...
+    DeletionRequested,
+    /// ...approved by a second person (each study deleted is then a `Delete`)...
+    DeletionApproved,
+    /// ...or refused.
+    DeletionRejected,
 }
 
 impl Action {
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 38] = [
         Action::Login,
         Action::LoginFailed,
         Action::Logout,
@@ -388,6 +399,12 @@ impl Action {
         Action::AuditVerified,
         Action::ApplicationStart,
         Action::ApplicationStop,
+        Action::EncounterRecorded,
+        Action::LegalHoldPlaced,
+        Action::LegalHoldReleased,
+        Action::DeletionRequested,
+        Action::DeletionApproved,
+        Action::DeletionRejected,
     ];
 
     /// The stable string code (kebab-case, as serialized).
@@ -425,6 +442,12 @@ impl Action {
             Action::AuditVerified => "audit-verified",
             Action::ApplicationStart => "application-start",
             Action::ApplicationStop => "application-stop",
+            Action::EncounterRecorded => "encounter-recorded",
+            Action::LegalHoldPlaced => "legal-hold-placed",
+            Action::LegalHoldReleased => "legal-hold-released",
+            Action::DeletionRequested => "deletion-requested",
+            Action::DeletionApproved => "deletion-approved",
+            Action::DeletionRejected => "deletion-rejected",
         }
     }
 
@@ -550,6 +573,19 @@ impl Action {
                 DCM_APPLICATION_ACTIVITY,
                 Execute,
                 Some(DCM_APPLICATION_STOP),
+            ),
+            // A visit changes the patient's record.
+            Action::EncounterRecorded => c(DCM_PATIENT_RECORD, Update, None),
+            // A hold changes what may be done with the studies' instances.
+            Action::LegalHoldPlaced | Action::LegalHoldReleased => {
+                c(DCM_INSTANCES_ACCESSED, Update, None)
+            }
+            // The deletion workflow is a restricted function; the
+            // deletions themselves are 110105 Study Deleted (`Delete`).
+            Action::DeletionRequested | Action::DeletionApproved | Action::DeletionRejected => c(
+                DCM_SECURITY_ALERT,
+                Execute,
+                Some(DCM_USE_OF_RESTRICTED_FUNCTION),
             ),
         }
     }

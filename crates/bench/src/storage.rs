@@ -27,7 +27,7 @@ pub struct StorageBench {
     pub yunying: PathBuf,
     pub cache: PathBuf,
     pub work_root: PathBuf,
-    /// Objects in the archive (synthetic studies of about 15 objects each).
+    /// Objects in the archive (synthetic studies of about 10 objects each).
     pub objects: usize,
     /// Instances read through each tier.
     pub reads: usize,
@@ -107,7 +107,8 @@ fn s3_block(section: &str, endpoint: &str, bucket: &str, prefix: &str, b: &Stora
 
 /// The synthetic studies (made once, cached): about `objects` objects.
 fn data(b: &StorageBench) -> Res<(PathBuf, usize, u64)> {
-    let studies = b.objects.div_ceil(16).max(1);
+    // About 9.6 objects per synthetic study (10 slices per CT series).
+    let studies = b.objects.div_ceil(9).max(1);
     let dir = b.cache.join(format!("storage-{studies}"));
     let done = dir.join(".complete");
     if !done.exists() {

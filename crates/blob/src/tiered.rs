@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -28,6 +28,11 @@ pub struct TieredStore {
     mirror: Option<Arc<dyn BlobStore>>,
     /// Reads the local tier could not serve and the cloud tier did.
     cloud_reads: Arc<AtomicU64>,
+    /// When the last warning about such reads was logged (unix ms), and the
+    /// count at that moment: a lost disk is logged every few seconds with
+    /// a count, not once per object.
+    warned_at: AtomicI64,
+    warned_count: AtomicU64,
 }
 
 impl TieredStore {
@@ -36,7 +41,14 @@ impl TieredStore {
         cloud: Option<Arc<dyn BlobStore>>,
         mirror: Option<Arc<dyn BlobStore>>,
     ) -> TieredStore {
-        TieredStore { local, cloud, mirror, cloud_reads: Arc::new(AtomicU64::new(0)) }
+        TieredStore {
+            local,
+            cloud,
+            mirror,
+            cloud_reads: Arc::new(AtomicU64::new(0)),
+            warned_at: AtomicI64::new(0),
+            warned_count: AtomicU64::new(0),
+        }
     }
 
     pub fn local(&self) -> &Arc<dyn BlobStore> {
@@ -66,8 +78,21 @@ impl TieredStore {
     fn fallback(&self, key: &str, err: &BlobError) -> Option<&Arc<dyn BlobStore>> {
         let cloud = self.cloud.as_ref()?;
         if matches!(err, BlobError::NotFound(_)) {
-            tracing::warn!(%key, cloud = %cloud.describe(), "object missing from the local tier: read from the cloud tier");
-            self.cloud_reads.fetch_add(1, Ordering::Relaxed);
+            let n = self.cloud_reads.fetch_add(1, Ordering::Relaxed) + 1;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let last = self.warned_at.load(Ordering::Relaxed);
+            if now - last >= 10_000
+                && self.warned_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            {
+                let since = n - self.warned_count.swap(n, Ordering::Relaxed);
+                tracing::warn!(%key, cloud = %cloud.describe(), reads_since_last_warning = since, total = n,
+                    "objects missing from the local tier are read from the cloud tier");
+            } else {
+                tracing::debug!(%key, "object missing from the local tier: read from the cloud tier");
+            }
             Some(cloud)
         } else {
             None

@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[Migration] =
         Migration { version: 5, name: "identity, access and audit", sql: include_str!("../migrations/0005_identity.sql") },
         Migration { version: 6, name: "derive queue", sql: include_str!("../migrations/0006_derived.sql") },
         Migration { version: 7, name: "storage tiers", sql: include_str!("../migrations/0007_storage.sql") },
+        Migration { version: 8, name: "retention", sql: include_str!("../migrations/0008_retention.sql") },
     ];
 
 /// Connection settings.

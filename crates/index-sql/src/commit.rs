@@ -254,6 +254,8 @@ async fn commit_one(
                 None => {
                     let sid = insert_study(index, c, n, patient_id, identifier_id, now).await?;
                     state.merged.insert(sid);
+                    // Its retention, and its patient's other exams there (an exam is a visit).
+                    crate::retention::recompute_patient(index, c, n.institution_id.0, patient_id).await?;
                     sid
                 }
             };

@@ -19,6 +19,7 @@ mod directory;
 mod forward_jobs;
 mod migrate;
 mod queries;
+mod retention;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -520,6 +521,48 @@ impl Index for SqlIndex {
     }
     async fn audit_search(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
         self.search(q).await
+    }
+
+    // --- retention, legal holds, approved deletion (see `retention`) ---------
+
+    async fn record_encounter(&self, e: &NewEncounter) -> Result<RecordedEncounter> {
+        retention::record_encounter(self, e).await
+    }
+    async fn recompute_retention(&self, after_id: i64, limit: u32) -> Result<Option<i64>> {
+        retention::recompute(self, after_id, limit).await
+    }
+    async fn study_retention(&self, study_uid: &str) -> Result<Option<StudyRetention>> {
+        retention::study(self, study_uid).await
+    }
+    async fn place_legal_hold(&self, study_uid: &str, reason: &str, by: &str, at: i64) -> Result<LegalHold> {
+        retention::place_hold(self, study_uid, reason, by, at).await
+    }
+    async fn release_legal_hold(&self, study_uid: &str, reason: &str, by: &str, at: i64) -> Result<LegalHold> {
+        retention::release_hold(self, study_uid, reason, by, at).await
+    }
+    async fn legal_holds(&self, study_uid: &str) -> Result<Vec<LegalHold>> {
+        retention::holds(self, study_uid).await
+    }
+    async fn expired_studies(&self, before: &str, limit: u32, offset: u64) -> Result<ExpiredPage> {
+        retention::expired(self, before, limit, offset).await
+    }
+    async fn create_deletion_request(&self, new: &NewDeletionRequest) -> Result<DeletionRequestOutcome> {
+        retention::create_request(self, new).await
+    }
+    async fn deletion_request(&self, id: i64) -> Result<Option<DeletionRequest>> {
+        retention::request(self, id).await
+    }
+    async fn deletion_requests(&self, limit: u32, offset: u64) -> Result<Vec<DeletionRequest>> {
+        retention::requests(self, limit, offset).await
+    }
+    async fn decide_deletion_request(&self, id: i64, decision: &DeletionDecision) -> Result<DeletionRequest> {
+        retention::decide(self, id, decision).await
+    }
+    async fn delete_study_records(&self, request_id: i64, study_uid: &str, by: &str, at: i64, today: &str) -> Result<StudyDeletion> {
+        retention::delete_study(self, request_id, study_uid, by, at, today).await
+    }
+    async fn mark_blobs_removed(&self, deleted_id: i64, at: i64) -> Result<()> {
+        retention::blobs_removed(self, deleted_id, at).await
     }
 }
 

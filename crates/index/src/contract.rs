@@ -12,6 +12,9 @@ use crate::query::{Key, Level, Query};
 use crate::{Index, IndexError};
 use yunying_util::InstitutionId;
 
+mod retention;
+use retention::*;
+
 type Case = (&'static str, fn(Arc<dyn Index>) -> Pin<Box<dyn Future<Output = ()> + Send>>);
 
 /// Every contract case, by name.
@@ -38,6 +41,10 @@ pub fn cases() -> Vec<Case> {
         case!(institution_scope_restricts_results),
         case!(retrieval_order_and_metadata),
         case!(counters_follow_ingest),
+        // Retention (contract/retention.rs).
+        case!(retention_follows_visits_per_institution),
+        case!(legal_holds_and_the_expiry_report),
+        case!(deletion_requests_check_approve_delete_and_record),
         case!(forward_jobs_queue_claim_retry_and_complete),
         case!(derive_queue_claim_finish_and_request),
         case!(regional_institutions_are_marked_and_listed),

@@ -12,6 +12,9 @@
 //! - [`storage`]: the cloud copy queue, job leases, storage tasks
 //!   (migrations, scrubbing) and damaged objects.
 //! - [`sql`]: the SQL text of those matchers for the SQL backends.
+//! - [`retention`]: the retention rule (art. 29 of the 2013 medical record
+//!   rules) and [`lifecycle`]: encounters, legal holds, the expiry report
+//!   and the approved deletion workflow as the catalog records them.
 //! - [`contract`] (feature `contract-tests`): the test suite every backend passes.
 //!
 //! Backends: `yunying-index-sqlite` (embedded default) and
@@ -19,6 +22,9 @@
 
 pub mod directory;
 pub mod model;
+pub mod lifecycle;
+pub mod retention;
+
 pub mod query;
 pub mod sql;
 pub mod storage;
@@ -28,6 +34,7 @@ pub mod contract;
 pub use directory::*;
 pub use model::*;
 pub use storage::*;
+pub use lifecycle::*;
 pub use query::{Filter, Key, Level, Matcher, Query};
 
 use async_trait::async_trait;
@@ -290,4 +297,45 @@ pub trait Index: Send + Sync + 'static {
     async fn audit_chain(&self, chain: &str, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>>;
     /// A search, newest first.
     async fn audit_search(&self, q: &AuditQuery) -> Result<Vec<AuditRow>>;
+
+    // --- retention, legal holds, approved deletion (see `retention`, `lifecycle`) ---
+
+    /// Records a visit, or updates the one with this number at the
+    /// institution (creating the patient when unknown), gives its class to
+    /// the studies that name it (Admission ID), and recomputes the retention
+    /// of every study of the patient at the institution, in one transaction.
+    /// [`IndexError::Conflict`] when the visit number belongs to another patient.
+    async fn record_encounter(&self, e: &NewEncounter) -> Result<RecordedEncounter>;
+    /// Recomputes the retention of up to `limit` studies with a row id above
+    /// `after_id`, in id order; returns the last id done (`None`: no more).
+    async fn recompute_retention(&self, after_id: i64, limit: u32) -> Result<Option<i64>>;
+    /// A study's retention; `None` for an unknown study.
+    async fn study_retention(&self, study_uid: &str) -> Result<Option<StudyRetention>>;
+    /// Places a legal hold. [`IndexError::NotFound`] for an unknown study,
+    /// [`IndexError::Conflict`] when it is held already.
+    async fn place_legal_hold(&self, study_uid: &str, reason: &str, by: &str, at: i64) -> Result<LegalHold>;
+    /// Releases the study's current hold. [`IndexError::Conflict`] when it is not held.
+    async fn release_legal_hold(&self, study_uid: &str, reason: &str, by: &str, at: i64) -> Result<LegalHold>;
+    /// Every hold of a study, newest first (kept after the study is deleted).
+    async fn legal_holds(&self, study_uid: &str) -> Result<Vec<LegalHold>>;
+    /// Studies not under legal hold whose retention ended before `before`
+    /// (`YYYYMMDD`: retain-until earlier than it).
+    async fn expired_studies(&self, before: &str, limit: u32, offset: u64) -> Result<ExpiredPage>;
+    /// Creates a request, checking in the same transaction that every study
+    /// exists, is expired before `today`, is not held and is in no other
+    /// open request; otherwise records nothing and names each study refused.
+    async fn create_deletion_request(&self, new: &NewDeletionRequest) -> Result<DeletionRequestOutcome>;
+    async fn deletion_request(&self, id: i64) -> Result<Option<DeletionRequest>>;
+    /// Requests, newest first.
+    async fn deletion_requests(&self, limit: u32, offset: u64) -> Result<Vec<DeletionRequest>>;
+    /// Moves a request on; [`IndexError::Conflict`] when its state does not allow it.
+    async fn decide_deletion_request(&self, id: i64, decision: &DeletionDecision) -> Result<DeletionRequest>;
+    /// Deletes one study of an approved request from the catalog (its
+    /// instances, every version, series, metadata, forwarding jobs), after
+    /// checking again that it is expired before `today` and not held, and
+    /// leaves a [`DeletedStudy`] record with the rejection code. A study
+    /// this request already deleted answers its record again.
+    async fn delete_study_records(&self, request_id: i64, study_uid: &str, by: &str, at: i64, today: &str) -> Result<StudyDeletion>;
+    /// Every object of a deleted study is gone from storage.
+    async fn mark_blobs_removed(&self, deleted_id: i64, at: i64) -> Result<()>;
 }

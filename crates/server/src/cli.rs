@@ -1,5 +1,5 @@
 //! The command line: `serve`, `default-config`, `synth`, `import`, `ae`,
-//! `pull`, `echo`.
+//! `pull`, `echo`, `retention`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -223,6 +223,13 @@ enum Command {
         /// Only report; do not restore damaged local objects from the cloud tier.
         #[arg(long)]
         no_repair: bool,
+    },
+    /// Retention: the expiry report, recomputing every study's retain-until date.
+    Retention {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: crate::retention_cmd::RetentionCommand,
     },
     /// Checks a DICOM peer with C-ECHO (verification).
     Echo {
@@ -549,6 +556,10 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Retention { common, command } => {
+            let archive = cli_archive(&common).await?;
+            crate::retention_cmd::run(archive, command, &mut std::io::stdout()).await.map_err(Error)
         }
         Command::Echo { peer, ae_title, tls } => {
             init_cli_logging();

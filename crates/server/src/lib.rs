@@ -11,6 +11,7 @@
 //! - [`tls`]: certificates and keys into rustls configurations, the HTTPS server;
 //! - [`ae_cmd`]: `yunying ae`, the AE registry from the command line;
 //! - [`pull`]: `yunying pull`, migration from a legacy PACS by query/retrieve;
+//! - [`retention_cmd`]: `yunying retention`, the expiry report and recomputing retention;
 //! - [`cli`]: the subcommands (`serve`, `default-config`, `synth`, `import`, `ae`, `pull`, `echo`);
 //! - [`demo`]: the region's institutions and synthetic demo studies;
 //! - [`import`]: historical migration of Part-10 folder trees;
@@ -25,6 +26,7 @@ pub mod dicom;
 pub mod demo;
 pub mod import;
 pub mod pull;
+pub mod retention_cmd;
 pub mod security_cmd;
 pub mod stow_client;
 pub mod storage_cmd;

@@ -66,7 +66,7 @@ pub enum TokenCommand {
         #[arg(long, value_name = "CODE")]
         institution: Option<String>,
         /// Actions, comma-separated: query, read, export, store, update, share,
-        /// view-statistics, or "all".
+        /// view-statistics, record-encounters (a HIS feed), or "all".
         #[arg(long, value_delimiter = ',', required = true)]
         actions: Vec<String>,
         /// Expires after this many days (default: never).

@@ -23,6 +23,9 @@ use crate::{Archive, ArchiveError};
 /// Attempts before an object is given up on (about a day of backoff).
 pub const MAX_ATTEMPTS: i64 = 12;
 
+/// Objects up to this size are copied from memory (one read, one PUT).
+const IN_MEMORY_COPY: i64 = 16 << 20;
+
 /// The wait before attempt `attempts + 1`: 15 s doubling, at most 4 h.
 fn backoff_ms(attempts: i64) -> i64 {
     (15_000i64 << attempts.clamp(0, 10)).min(4 * 3600 * 1000)
@@ -125,10 +128,10 @@ impl Archive {
     }
 }
 
-/// Copies one object from `from` to `to` unless `to` holds it already, and
-/// checks that `to` records the catalog's SHA-256 for it. A copy whose
-/// content differs from the catalog's is removed again (the source is
-/// damaged) and reported as `ChecksumMismatch`.
+/// Copies one object from `from` to `to` unless `to` holds it already (the
+/// target's record of its SHA-256 is the catalog's). The content sent is
+/// checked against the catalog's SHA-256: a damaged source is reported as
+/// `ChecksumMismatch` and leaves no copy behind.
 pub async fn copy_object(from: &dyn BlobStore, to: &dyn BlobStore, rec: &BlobRecord) -> Result<Copied, BlobError> {
     let key = rec.blob_key.as_str();
     let want = Sha256Digest::from_hex(&rec.sha256)
@@ -151,6 +154,30 @@ pub async fn copy_object(from: &dyn BlobStore, to: &dyn BlobStore, rec: &BlobRec
         Err(BlobError::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
+    if rec.size_bytes <= IN_MEMORY_COPY {
+        // Small (nearly every object): read once, check against the catalog
+        // before anything leaves, and send with a signed payload hash, which
+        // the store checks on arrival. A damaged source is never uploaded.
+        let bytes = match from.local_path(key).filter(|p| p.is_file()) {
+            Some(path) => bytes::Bytes::from(
+                tokio::fs::read(&path).await.map_err(|source| BlobError::Io { key: key.to_string(), source })?,
+            ),
+            None => read_all(from, key).await?,
+        };
+        let got = Sha256Digest::of(&bytes);
+        if got != want {
+            return Err(BlobError::ChecksumMismatch {
+                key: key.to_string(),
+                what: "recorded in the catalog",
+                expected: want,
+                actual: got,
+            });
+        }
+        to.put_bytes(key, bytes).await?;
+        return Ok(Copied::Sent);
+    }
+    // Large: streamed from the file (or read whole from a remote source),
+    // then the target's record is checked; a wrong copy is removed again.
     match from.local_path(key).filter(|p| p.is_file()) {
         Some(path) => to.put_file(key, &path).await?,
         None => {

@@ -9,6 +9,8 @@
 //! - [`films`]: electronic film of a study's images, stored with the study.
 //! - [`audit`]: searching, exporting (JSON, DICOM PS3.15, FHIR) and verifying
 //!   the audit trail.
+//! - [`retention`]: patients' visits, legal holds, the expiry report and the
+//!   approved deletion workflow.
 //!
 //! Every route but sign-in and the token endpoint needs a credential (see
 //! `yunying_http_common::auth`); what a caller may do is decided by the
@@ -20,6 +22,7 @@ pub mod auth;
 pub mod films;
 pub mod jobs;
 pub mod patients;
+pub mod retention;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +39,20 @@ pub struct Api {
     pub archive: Arc<Archive>,
     /// Cookies carry `Secure` (the platform is reached over HTTPS).
     pub secure_cookies: bool,
+}
+
+/// Retention: visits, legal holds, the expiry report, approved deletion.
+fn retention_routes() -> Router<Api> {
+    use axum::routing::delete;
+    Router::new()
+        .route("/api/encounters", post(retention::record_encounter))
+        .route("/api/studies/{study}/retention", get(retention::study))
+        .route("/api/studies/{study}/legal-hold", post(retention::place_hold).merge(delete(retention::release_hold)))
+        .route("/api/retention/expired", get(retention::expired))
+        .route("/api/retention/deletions", get(retention::list_deletions).post(retention::request_deletion))
+        .route("/api/retention/deletions/{id}", get(retention::deletion))
+        .route("/api/retention/deletions/{id}/approve", post(retention::approve))
+        .route("/api/retention/deletions/{id}/reject", post(retention::reject))
 }
 
 /// The API routes: `/api/...` and `/oauth/token`, to be merged at the root.
@@ -67,6 +84,7 @@ pub fn router(api: Api, attempts_per_minute: u32) -> Router {
         .route("/api/audit", get(audit::search))
         .route("/api/audit/verify", get(audit::verify))
         .route("/api/jobs", get(jobs::status))
+        .merge(retention_routes())
         .layer(from_fn_with_state(AuthLayerState { archive: api.archive.clone() }, require_credentials))
         .with_state(api);
     open.merge(guarded)
