@@ -4,59 +4,130 @@
 //! catalog rows here and wait. While one transaction commits, the next rows
 //! queue up and go together in the following one, so the catalog's fsync is
 //! shared by every instance of a batch (SQLite has one writer anyway).
+//!
+//! Before a batch's transaction, its ingest journal (see [`crate::journal`])
+//! is put into the blob store, durably, as one blob: if that fails, the
+//! batch fails and nothing of it is acknowledged. The journal of a batch is
+//! written while the previous batch's transaction commits, so under load
+//! the two durable writes overlap; transactions still run one at a time,
+//! in order.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
+use yunying_blob::BlobStore;
 use yunying_index::{CommitOutcome, Index, IndexError, NewInstance};
+
+use crate::journal::{self, JournalLine, JournalWriter};
 
 type Reply = oneshot::Sender<Result<CommitOutcome, IndexError>>;
 
-pub(crate) struct Committer {
-    tx: mpsc::Sender<(NewInstance, Reply)>,
+/// A row to commit, with its journal line (`None` when its facts are
+/// journaled already: a re-index of a journaled object).
+struct Queued {
+    row: NewInstance,
+    line: Option<JournalLine>,
+    reply: Reply,
 }
 
+pub(crate) struct Committer {
+    tx: mpsc::Sender<Queued>,
+}
+
+/// The wait for one queued row's commit.
+pub(crate) type Committed = oneshot::Receiver<Result<CommitOutcome, IndexError>>;
+
 impl Committer {
-    pub(crate) fn start(index: Arc<dyn Index>, max_batch: usize) -> Committer {
-        let (tx, mut rx) = mpsc::channel::<(NewInstance, Reply)>(max_batch.max(1) * 4);
+    pub(crate) fn start(
+        index: Arc<dyn Index>,
+        blobs: Arc<dyn BlobStore>,
+        journal: JournalWriter,
+        max_batch: usize,
+    ) -> Committer {
+        let (tx, mut rx) = mpsc::channel::<Queued>(max_batch.max(1) * 4);
         tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(max_batch);
-            let mut replies = Vec::with_capacity(max_batch);
-            while let Some((row, reply)) = rx.recv().await {
-                batch.push(row);
-                replies.push(reply);
-                while batch.len() < max_batch {
-                    match rx.try_recv() {
-                        Ok((row, reply)) => {
-                            batch.push(row);
-                            replies.push(reply);
-                        }
-                        Err(_) => break,
+            // The previous batch's transaction, running while the next
+            // batch's journal is written (transactions stay in order).
+            let mut committing: Option<tokio::task::JoinHandle<()>> = None;
+            while let Some(first) = rx.recv().await {
+                let (mut batch, mut lines, mut replies) = (Vec::new(), Vec::new(), Vec::new());
+                let mut next = Some(first);
+                while let Some(q) = next.take() {
+                    batch.push(q.row);
+                    lines.extend(q.line);
+                    replies.push(q.reply);
+                    if batch.len() < max_batch {
+                        next = rx.try_recv().ok();
                     }
                 }
-                match index.commit(&batch).await {
-                    Ok(results) => {
-                        for (reply, r) in replies.drain(..).zip(results) {
-                            let _ = reply.send(r);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, rows = batch.len(), "catalog commit failed");
-                        for reply in replies.drain(..) {
-                            let _ = reply.send(Err(IndexError::Backend(e.to_string())));
-                        }
-                    }
+                let journaled = write_journal(&*blobs, &journal, &lines).await;
+                if let Some(previous) = committing.take() {
+                    let _ = previous.await;
                 }
-                batch.clear();
+                match journaled {
+                    Ok(()) => committing = Some(tokio::spawn(commit_and_reply(index.clone(), batch, replies))),
+                    Err(e) => answer_failure(replies, &e),
+                }
+            }
+            if let Some(previous) = committing {
+                let _ = previous.await;
             }
         });
         Committer { tx }
     }
 
     /// Queues a row and waits for its transaction to commit.
-    pub(crate) async fn commit(&self, row: NewInstance) -> Result<CommitOutcome, IndexError> {
-        let (reply, wait) = oneshot::channel();
-        self.tx.send((row, reply)).await.map_err(|_| IndexError::Backend("the catalog committer stopped".into()))?;
-        wait.await.map_err(|_| IndexError::Backend("the catalog committer stopped".into()))?
+    pub(crate) async fn commit(&self, row: NewInstance, line: Option<JournalLine>) -> Result<CommitOutcome, IndexError> {
+        let wait = self.submit(row, line).await?;
+        wait.await.map_err(|_| stopped())?
     }
+
+    /// Queues a row and returns the wait for its commit: rows queued by one
+    /// task are committed in the order they were queued.
+    pub(crate) async fn submit(&self, row: NewInstance, line: Option<JournalLine>) -> Result<Committed, IndexError> {
+        let (reply, wait) = oneshot::channel();
+        self.tx.send(Queued { row, line, reply }).await.map_err(|_| stopped())?;
+        Ok(wait)
+    }
+}
+
+/// Commits a batch and answers each of its rows.
+async fn commit_and_reply(index: Arc<dyn Index>, batch: Vec<NewInstance>, replies: Vec<Reply>) {
+    match index.commit(&batch).await {
+        Ok(results) => {
+            for (reply, r) in replies.into_iter().zip(results) {
+                let _ = reply.send(r);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, rows = batch.len(), "catalog commit failed");
+            answer_failure(replies, &e);
+        }
+    }
+}
+
+fn answer_failure(replies: Vec<Reply>, e: &IndexError) {
+    let message = match e {
+        IndexError::Backend(m) => m.clone(),
+        other => other.to_string(),
+    };
+    for reply in replies {
+        let _ = reply.send(Err(IndexError::Backend(message.clone())));
+    }
+}
+
+fn stopped() -> IndexError {
+    IndexError::Backend("the catalog committer stopped".into())
+}
+
+/// Puts a batch's journal blob (nothing when no line is to be journaled).
+async fn write_journal(blobs: &dyn BlobStore, writer: &JournalWriter, lines: &[JournalLine]) -> Result<(), IndexError> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let key = writer.next_key(yunying_util::time::now_millis());
+    blobs.put_bytes(&key, journal::encode(lines)).await.map_err(|e| {
+        tracing::error!(error = %e, %key, "cannot write the ingest journal; the batch is refused");
+        IndexError::Backend(format!("cannot write the ingest journal: {e}"))
+    })
 }

@@ -18,6 +18,7 @@ use yunying_index::{
 use yunying_util::InstitutionId;
 
 use crate::error::{IngestError, IngestErrorKind};
+use crate::journal::JournalLine;
 use crate::retrieve::METADATA_BASE_PLACEHOLDER;
 use crate::staging::{self, Contents, Staged};
 use crate::{Archive, Recovered, keys};
@@ -82,20 +83,115 @@ pub struct IngestOutcome {
 }
 
 /// Everything the header tells, computed off the async runtime.
-struct Examined {
-    attrs: InstanceAttrs,
+pub(crate) struct Examined {
+    pub(crate) attrs: InstanceAttrs,
     study_json: String,
     series_json: String,
     instance_json: String,
     metadata: String,
     frames: String,
     bulk: String,
-    issuer_in_object: Option<String>,
+    pub(crate) issuer_in_object: Option<String>,
     /// Personal data taken out of the attributes (kind, value), to be held encrypted.
     personal: Vec<(String, String)>,
 }
 
+/// What the store knows of a received object besides its bytes: the facts
+/// its catalog row and journal line record.
+pub(crate) struct Received {
+    pub(crate) key: String,
+    pub(crate) sha256: String,
+    pub(crate) size: u64,
+    /// `channel:peer`.
+    pub(crate) from: String,
+    /// Unix ms.
+    pub(crate) at: i64,
+}
+
+impl Received {
+    pub(crate) fn journal_line(&self, institution: &Institution, issuer: &str, assumed: bool) -> JournalLine {
+        JournalLine {
+            v: crate::journal::LINE_VERSION,
+            key: self.key.clone(),
+            sha256: self.sha256.clone(),
+            size: self.size,
+            institution: institution.code.clone(),
+            issuer: issuer.to_string(),
+            from: self.from.clone(),
+            at: self.at,
+            assumed,
+        }
+    }
+}
+
 impl Archive {
+    /// The catalog rows of an examined object (ingest and re-index alike).
+    pub(crate) fn instance_row(
+        &self,
+        ex: &Examined,
+        institution: &Institution,
+        issuer: String,
+        patient_id: String,
+        received: &Received,
+        forward_to: Vec<String>,
+    ) -> NewInstance {
+        let a = &ex.attrs;
+        NewInstance {
+            derive: self.wants_derived(a.modality.as_deref(), a.rows.is_some()),
+            cloud: self.wants_cloud(a.study_date.as_deref().map(normalize_date).as_deref()),
+            patient_secrets: crate::personal_data::seal(&self.settings.keys, &ex.personal),
+            forward_to,
+            institution_id: institution.id,
+            patient_key: PatientKey { issuer, id: patient_id },
+            patient: PatientFields {
+                name: a.patient_name.clone(),
+                birth_date: a.patient_birth_date.clone(),
+                sex: a.patient_sex.clone(),
+            },
+            study: StudyFields {
+                uid: a.study_instance_uid.clone(),
+                date: a.study_date.as_deref().map(normalize_date),
+                time: a.study_time.clone(),
+                accession_number: a.accession_number.clone(),
+                study_id: a.study_id.clone(),
+                description: a.study_description.clone(),
+                referring_physician: a.referring_physician_name.clone(),
+                visit_number: a.admission_id.clone(),
+                attrs: ex.study_json.clone(),
+            },
+            series: SeriesFields {
+                uid: a.series_instance_uid.clone(),
+                modality: a.modality.clone(),
+                number: a.series_number,
+                description: a.series_description.clone(),
+                body_part: a.body_part_examined.clone(),
+                date: a.series_date.as_deref().map(normalize_date),
+                time: a.series_time.clone(),
+                station_name: a.station_name.clone(),
+                attrs: ex.series_json.clone(),
+            },
+            instance: InstanceFields {
+                sop_uid: a.sop_instance_uid.clone(),
+                sop_class_uid: a.sop_class_uid.clone(),
+                transfer_syntax: a.transfer_syntax.clone(),
+                number: a.instance_number,
+                rows: a.rows.map(i64::from),
+                columns: a.columns.map(i64::from),
+                bits_allocated: a.bits_allocated.map(i64::from),
+                number_of_frames: a.number_of_frames.map(i64::from),
+                sha256: received.sha256.clone(),
+                size_bytes: received.size as i64,
+                blob_key: received.key.clone(),
+                frames: ex.frames.clone(),
+                bulk: ex.bulk.clone(),
+                attrs: ex.instance_json.clone(),
+                metadata: ex.metadata.clone(),
+                received_from: received.from.clone(),
+                received_at: received.at,
+            },
+        }
+    }
+
     /// Starts receiving an object. `institution` is the sender's institution
     /// when known (it is recorded with the staged file, for recovery).
     pub fn stage(&self, institution: Option<InstitutionId>) -> Result<Staged, IngestError> {
@@ -199,62 +295,17 @@ impl Archive {
         let forwarding = !forward_to.is_empty();
         let derive = self.wants_derived(a.modality.as_deref(), a.rows.is_some());
         let cloud = self.wants_cloud(a.study_date.as_deref().map(normalize_date).as_deref());
-        let row = NewInstance {
-            derive,
-            cloud,
-            patient_secrets: crate::personal_data::seal(&self.settings.keys, &ex.personal),
-            forward_to,
-            institution_id: institution.id,
-            patient_key: PatientKey { issuer, id: patient_id },
-            patient: PatientFields {
-                name: a.patient_name.clone(),
-                birth_date: a.patient_birth_date.clone(),
-                sex: a.patient_sex.clone(),
-            },
-            study: StudyFields {
-                uid: a.study_instance_uid.clone(),
-                date: a.study_date.as_deref().map(normalize_date),
-                time: a.study_time.clone(),
-                accession_number: a.accession_number.clone(),
-                study_id: a.study_id.clone(),
-                description: a.study_description.clone(),
-                referring_physician: a.referring_physician_name.clone(),
-                visit_number: a.admission_id.clone(),
-                attrs: ex.study_json.clone(),
-            },
-            series: SeriesFields {
-                uid: a.series_instance_uid.clone(),
-                modality: a.modality.clone(),
-                number: a.series_number,
-                description: a.series_description.clone(),
-                body_part: a.body_part_examined.clone(),
-                date: a.series_date.as_deref().map(normalize_date),
-                time: a.series_time.clone(),
-                station_name: a.station_name.clone(),
-                attrs: ex.series_json.clone(),
-            },
-            instance: InstanceFields {
-                sop_uid: a.sop_instance_uid.clone(),
-                sop_class_uid: a.sop_class_uid.clone(),
-                transfer_syntax: a.transfer_syntax.clone(),
-                number: a.instance_number,
-                rows: a.rows.map(i64::from),
-                columns: a.columns.map(i64::from),
-                bits_allocated: a.bits_allocated.map(i64::from),
-                number_of_frames: a.number_of_frames.map(i64::from),
-                sha256: sha.clone(),
-                size_bytes: staged.len() as i64,
-                blob_key: key.clone(),
-                frames: ex.frames.clone(),
-                bulk: ex.bulk.clone(),
-                attrs: ex.instance_json.clone(),
-                metadata: ex.metadata.clone(),
-                received_from: format!("{}:{}", source.channel, source.peer),
-                received_at: yunying_util::time::now_millis(),
-            },
+        let received = Received {
+            key: key.clone(),
+            sha256: sha.clone(),
+            size: staged.len(),
+            from: format!("{}:{}", source.channel, source.peer),
+            at: yunying_util::time::now_millis(),
         };
+        let line = received.journal_line(&institution, &issuer, false);
+        let row = self.instance_row(&ex, &institution, issuer, patient_id, &received, forward_to);
         let blob_at = started.elapsed();
-        let result = self.committer.commit(row).await;
+        let result = self.committer.commit(row, Some(line)).await;
         let status = match result {
             Ok(CommitOutcome::Stored(_)) => IngestStatus::Stored,
             Ok(CommitOutcome::Duplicate(_)) => IngestStatus::Duplicate,
@@ -353,7 +404,7 @@ impl Archive {
     }
 
     /// Parses and examines a file (blocking).
-    fn examine_path(&self, path: &Path, len: u64) -> Result<Examined, IngestError> {
+    pub(crate) fn examine_path(&self, path: &Path, len: u64) -> Result<Examined, IngestError> {
         let file = File::open(path).map_err(|e| IngestError::io("cannot open the staged object", e))?;
         let mut reader = BufReader::with_capacity(64 * 1024, file);
         self.fenced(|| examine_reader(&mut reader, len, &self.settings.parse, self.settings.fallback_charset))
@@ -384,7 +435,7 @@ impl Archive {
     /// The issuer that scopes the object's patient ID: the sending
     /// institution's, unless the object names the issuer of another member
     /// institution (a study forwarded by the consultation centre).
-    async fn patient_issuer(&self, sender: &Institution, in_object: Option<&str>) -> Result<String, IngestError> {
+    pub(crate) async fn patient_issuer(&self, sender: &Institution, in_object: Option<&str>) -> Result<String, IngestError> {
         if let Some(named) = in_object
             && named != sender.patient_id_issuer
         {
@@ -464,7 +515,7 @@ impl Archive {
     }
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> std::io::Result<String> {
     use sha2::{Digest, Sha256};
     let mut f = File::open(path)?;
     let mut h = Sha256::new();
@@ -490,7 +541,7 @@ fn outcome(a: &InstanceAttrs, status: IngestStatus) -> IngestOutcome {
     }
 }
 
-fn index_err(e: IndexError) -> IngestError {
+pub(crate) fn index_err(e: IndexError) -> IngestError {
     match e {
         IndexError::Conflict(m) => IngestError::new(IngestErrorKind::Conflict, m),
         IndexError::Invalid(m) => IngestError::new(IngestErrorKind::Invalid, m),

@@ -13,6 +13,8 @@
 
 pub mod audit;
 mod committer;
+pub mod journal;
+mod rebuild;
 mod access;
 pub mod identity;
 mod dimse_services;
@@ -50,6 +52,7 @@ pub use output_cache::CacheStats;
 pub use error::{ArchiveError, IngestError, IngestErrorKind, status};
 pub use yunying_blob::BlobError;
 pub use ingest::{IngestOutcome, IngestSource, IngestStatus};
+pub use rebuild::{ReindexFacts, ReindexPrepared};
 pub use query_retrieve::{FindResults, QR_MAX_RETRIEVE_INSTANCES, QrError, QrLevel, QrModel};
 pub use retrieve::{FrameData, METADATA_BASE_PLACEHOLDER};
 pub use staging::Staged;
@@ -169,7 +172,12 @@ impl Archive {
         staging::prepare(&settings.staging_dir).map_err(|e| {
             ArchiveError::Config(format!("cannot prepare the staging area {}: {e}", settings.staging_dir.display()))
         })?;
-        let committer = committer::Committer::start(index.clone(), settings.commit_batch);
+        let committer = committer::Committer::start(
+            index.clone(),
+            blobs.clone(),
+            journal::JournalWriter::new(&settings.node),
+            settings.commit_batch,
+        );
         let institutions = std::sync::RwLock::new(index.institutions().await?);
         let audit = audit::AuditTrail::start(index.clone(), settings.keys.clone(), &settings.node).await?;
         let output_cache = output_cache::OutputCache::new(settings.output_cache_bytes);

@@ -57,8 +57,35 @@ fn src() -> IngestSource {
     IngestSource::new("test", "127.0.0.1")
 }
 
+/// Original objects in the store (journal blobs aside).
 async fn blob_count(e: &Env) -> usize {
-    e.blobs.list("").await.unwrap().len()
+    e.blobs.list("dicom/").await.unwrap().len()
+}
+
+/// The ingest journal's lines, in the order the batches were written.
+async fn journal_lines(e: &Env) -> Vec<yunying_archive::journal::JournalLine> {
+    use futures::TryStreamExt;
+    use yunying_archive::journal::{self, JournalName};
+    let mut names: Vec<_> = e.blobs.list(journal::JOURNAL_ROOT).await.unwrap();
+    names.sort_by_key(|k| JournalName::parse(k).unwrap());
+    let mut out = Vec::new();
+    for k in names {
+        let bytes: Vec<u8> = e
+            .blobs
+            .get(&k)
+            .await
+            .unwrap()
+            .try_fold(Vec::new(), |mut acc, chunk| async move {
+                acc.extend_from_slice(&chunk);
+                Ok(acc)
+            })
+            .await
+            .unwrap();
+        let (lines, bad) = journal::decode(&bytes);
+        assert!(bad.is_empty(), "{bad:?}");
+        out.extend(lines);
+    }
+    out
 }
 
 fn staging_files(e: &Env) -> usize {
@@ -75,6 +102,13 @@ async fn stores_dedups_and_versions() {
     let changed = e.archive.ingest_bytes(&ct("1.2.826.0.1.1.1.1", "P1", 2), &src()).await.unwrap();
     assert_eq!(changed.status, IngestStatus::NewVersion { version: 2 });
     assert_eq!(blob_count(&e).await, 2, "both versions kept");
+    // Each ingest was journaled before its commit, in order, with its facts.
+    let lines = journal_lines(&e).await;
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0].key, lines[1].key, "the identical re-send");
+    assert_ne!(lines[1].key, lines[2].key, "the new version");
+    assert_eq!(lines[2].institution, "SZRMYY");
+    assert!(lines[0].at <= lines[2].at);
     assert_eq!(staging_files(&e), 0, "staging emptied");
     let stored = e.archive.stored(&Scope::study("1.2.826.0.1.1")).await.unwrap();
     let frames = e.archive.frames(&stored[0], &[1]).await.unwrap();
@@ -149,7 +183,7 @@ async fn recovery_finishes_linked_objects_and_discards_the_rest() {
     let stored = archive.stored(&Scope::study("1.2.826.0.1.1")).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].blob_key, key);
-    assert_eq!(blobs.list("").await.unwrap().len(), 1);
+    assert_eq!(blobs.list("dicom/").await.unwrap().len(), 1);
 }
 
 /// Some clients (pydicom's `dcmwrite` without a preamble, used by

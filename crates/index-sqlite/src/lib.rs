@@ -5,6 +5,8 @@
 //! a small pool; the archive serialises writes through its group committer.
 //! The schema lives in `migrations/`; the shared SQL is `yunying-index-sql`.
 
+pub mod backup;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;

@@ -254,6 +254,16 @@ where
         Some(files) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::http_server_config(files)?)),
         None => None,
     };
+    // The data directory's lock (see `data_lock`): held until the process
+    // ends. A filesystem without locks only costs `restore` its check.
+    let _data_lock = match crate::data_lock::acquire(&settings.data, "serve") {
+        Ok(lock) => Some(lock),
+        Err(crate::data_lock::LockError::Unavailable(why)) => {
+            tracing::warn!(%why, "the data directory cannot be locked; `yunying restore` will not see that the server runs");
+            None
+        }
+        Err(in_use) => return Err(anyhow_like::Error(in_use.to_string())),
+    };
     let listener = tokio::net::TcpListener::bind(settings.http)
         .await
         .map_err(|e| anyhow_like::Error(format!("cannot listen on {}: {e}", settings.http)))?;

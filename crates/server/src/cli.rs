@@ -1,5 +1,5 @@
 //! The command line: `serve`, `default-config`, `synth`, `import`, `ae`,
-//! `pull`, `echo`, `retention`.
+//! `pull`, `echo`, `retention`; `reindex`, `backup`, `restore`; `storage`, `verify`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -240,6 +240,35 @@ enum Command {
         ae_title: String,
         #[command(flatten)]
         tls: TlsClient,
+    },
+
+    // --- catalog rebuild, backup and restore (crates/server/src/reindex.rs, backup.rs) ---
+    /// Rebuilds the image catalog from the blob store (objects and ingest journal).
+    Reindex {
+        #[command(flatten)]
+        common: Common,
+        /// Adds only what the catalog lacks (after a restore, or to resume an interrupted run).
+        #[arg(long)]
+        merge: bool,
+        /// Objects read and parsed at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+    },
+    /// Backs up the SQLite catalog (consistent while the server runs) to FILE, with FILE.manifest.json.
+    Backup {
+        #[command(flatten)]
+        common: Common,
+        /// The backup file to write (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Restores the SQLite catalog from a backup (the server must be stopped).
+    Restore {
+        #[command(flatten)]
+        common: Common,
+        /// The backup file (its FILE.manifest.json beside it).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
     },
 }
 
@@ -576,7 +605,58 @@ async fn run(cli: Cli) -> Result<()> {
             println!("C-ECHO {}@{}: success in {:.1} ms", peer.ae_title, peer.address, started.elapsed().as_secs_f64() * 1e3);
             Ok(())
         }
+
+        // --- catalog rebuild, backup and restore ---
+        Command::Reindex { common, merge, parallel } => reindex(&common, merge, parallel).await,
+        Command::Backup { common, out } => {
+            let settings = cli_settings(&common)?;
+            print!("{}", crate::backup::backup(&settings, &out).await.map_err(Error)?);
+            Ok(())
+        }
+        Command::Restore { common, from } => {
+            let settings = cli_settings(&common)?;
+            print!("{}", crate::backup::restore(&settings, &from).await.map_err(Error)?);
+            // Recorded in the restored catalog's trail (the server is stopped).
+            let archive = cli_archive(&common).await?;
+            let mut e = archive.audit_event(
+                &yunying_archive::Caller::cli("restore"),
+                yunying_audit::Action::Update,
+                yunying_audit::Outcome::Success,
+            );
+            e.detail = serde_json::json!({ "command": "restore", "from": from.display().to_string() });
+            archive.audit(e).await;
+            archive.audit_trail().flush().await;
+            Ok(())
+        }
     }
+}
+
+/// `yunying reindex`: the run, its summary, and one audit record.
+async fn reindex(common: &Common, merge: bool, parallel: usize) -> Result<()> {
+    let archive = cli_archive(common).await?;
+    let options = crate::reindex::ReindexOptions { merge, parallel, progress: true };
+    let summary = crate::reindex::run(archive.clone(), options).await.map_err(Error)?;
+    print!("{summary}");
+    let mut e = archive.audit_event(
+        &yunying_archive::Caller::cli("reindex"),
+        yunying_audit::Action::Update,
+        if summary.failed == 0 { yunying_audit::Outcome::Success } else { yunying_audit::Outcome::MinorFailure },
+    );
+    e.detail = serde_json::json!({
+        "command": "reindex",
+        "merge": merge,
+        "objects": summary.objects,
+        "indexed": summary.indexed,
+        "new_versions": summary.new_versions,
+        "already_present": summary.already_present,
+        "failed": summary.failed,
+    });
+    archive.audit(e).await;
+    archive.audit_trail().flush().await;
+    if summary.failed > 0 {
+        return Err(Error(format!("{} objects failed (see above); fix or remove them and run `yunying reindex --merge` again", summary.failed)));
+    }
+    Ok(())
 }
 
 async fn synth(

@@ -15,18 +15,23 @@
 //! - [`cli`]: the subcommands (`serve`, `default-config`, `synth`, `import`, `ae`, `pull`, `echo`);
 //! - [`demo`]: the region's institutions and synthetic demo studies;
 //! - [`import`]: historical migration of Part-10 folder trees;
+//! - [`reindex`], [`backup`], [`data_lock`]: `yunying reindex` (the catalog rebuilt from the
+//!   blob store), `yunying backup`/`restore` of the SQLite catalog, the data directory's lock;
 //! - [`stow_client`]: a small STOW-RS client used by `synth --url` and `import --url`.
 
 pub mod accounts;
 pub mod ae_cmd;
 pub mod app;
+pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod data_lock;
 pub mod dicom;
 pub mod demo;
 pub mod import;
 pub mod pull;
 pub mod retention_cmd;
+pub mod reindex;
 pub mod security_cmd;
 pub mod stow_client;
 pub mod storage_cmd;

@@ -138,6 +138,7 @@ pub async fn run(settings: &Settings, archive: Arc<Archive>, command: StorageCom
                         "sent": report.sent,
                         "already_there": report.already_there,
                         "bytes_sent": report.bytes_sent,
+                        "journal_sent": report.journal_sent,
                         "seconds": report.seconds,
                         "objects_per_second": (report.sent + report.already_there) as f64 / secs,
                         "mb_per_second": report.bytes_sent as f64 / 1e6 / secs,
@@ -151,6 +152,7 @@ pub async fn run(settings: &Settings, archive: Arc<Archive>, command: StorageCom
                 println!("  objects verified      {} ({})", t.objects, human_bytes(t.bytes.max(0) as u64));
                 println!("  sent in this run      {} ({})", report.sent, human_bytes(report.bytes_sent));
                 println!("  already in the target {}", report.already_there);
+                println!("  journal blobs sent    {}", report.journal_sent);
                 println!("  not in the source     {} (skipped)", t.skipped);
                 println!("  problems              {}", t.problems);
                 println!(

@@ -80,9 +80,12 @@ pub struct WebApp {
     source: Arc<Source>,
 }
 
+/// Files read from a directory: path → (modification time, size, asset).
+type DirectoryCache = Mutex<HashMap<PathBuf, (std::time::SystemTime, u64, Arc<Asset>)>>;
+
 enum Source {
     Embedded(HashMap<&'static str, &'static EmbeddedAsset>),
-    Directory { root: PathBuf, cache: Mutex<HashMap<PathBuf, (std::time::SystemTime, u64, Arc<Asset>)>> },
+    Directory { root: PathBuf, cache: DirectoryCache },
 }
 
 /// A file ready to send.
@@ -128,10 +131,11 @@ impl WebApp {
                 let path = root.join(rel_path);
                 let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
                 let modified = meta.modified().ok()?;
-                if let Some((m, len, a)) = cache.lock().ok()?.get(&path) {
-                    if *m == modified && *len == meta.len() {
-                        return Some(a.clone());
-                    }
+                if let Some((m, len, a)) = cache.lock().ok()?.get(&path)
+                    && *m == modified
+                    && *len == meta.len()
+                {
+                    return Some(a.clone());
                 }
                 let bytes = std::fs::read(&path).ok()?;
                 let gzip = compressible(rel).then(|| gzip(&bytes)).flatten();

@@ -344,7 +344,8 @@ async fn chinese_character_sets_come_out_right() {
         b.push(b'=');
         b
     };
-    let cases: Vec<(&str, Option<&[u8]>, Vec<u8>)> = vec![
+    type Case<'a> = (&'a str, Option<&'a [u8]>, Vec<u8>);
+    let cases: Vec<Case> = vec![
         ("gb18030", Some(b"GB18030 "), encoding_rs::GB18030.encode("Wang^XiaoDong=王^小东").0.into_owned()),
         ("gbk", Some(b"GBK "), gbk("Wang^XiaoDong=王^小东")),
         ("ir58", Some(b"\\ISO 2022 IR 58"), ir58),

@@ -11,6 +11,9 @@
 //! (the extent grows until it catches up); during the cut-over the target is
 //! configured as the mirror, so that every new object is written to both.
 //!
+//! The ingest journal (`journal/v1/`, not in the catalog) is copied too, so
+//! that the new store can rebuild the catalog as the old one could.
+//!
 //! Emptying the old store ([`purge`]) is refused until a migration from it
 //! has finished with every object verified and no problem, and the objects
 //! stored since are all found in the target.
@@ -60,6 +63,8 @@ pub struct MigrateReport {
     pub sent: u64,
     pub already_there: u64,
     pub bytes_sent: u64,
+    /// Journal blobs sent (the ingest journal travels with the objects).
+    pub journal_sent: u64,
     pub seconds: f64,
 }
 
@@ -94,7 +99,8 @@ pub async fn migrate(
         }
     };
     let started = Instant::now();
-    let mut report = MigrateReport { task: task.clone(), resumed, sent: 0, already_there: 0, bytes_sent: 0, seconds: 0.0 };
+    let mut report =
+        MigrateReport { task: task.clone(), resumed, sent: 0, already_there: 0, bytes_sent: 0, journal_sent: 0, seconds: 0.0 };
     loop {
         let page = index.blob_records(task.cursor_id, task.last_id, opts.page).await?;
         let Some(last) = page.last() else {
@@ -142,6 +148,18 @@ pub async fn migrate(
         report.task = task.clone();
         progress(&task, &report);
     }
+    // The ingest journal (what `yunying reindex` rebuilds the catalog from)
+    // goes with the objects; it is not in the catalog, so it is listed.
+    for key in from.store.list(crate::journal::JOURNAL_ROOT).await? {
+        match copy_journal(from.store.as_ref(), to.store.as_ref(), &key).await {
+            Ok(true) => report.journal_sent += 1,
+            Ok(false) => {}
+            Err(e) => {
+                let rec = BlobRecord { id: 0, blob_key: key.clone(), sha256: String::new(), size_bytes: 0, in_cloud: false };
+                problem(index, &mut task, &to.name, &rec, "copy-failed", format!("journal: {e}")).await?;
+            }
+        }
+    }
     let now = yunying_util::time::now_millis();
     task.state = if task.problems == 0 { StorageTask::DONE } else { StorageTask::PROBLEMS }.into();
     task.finished_at = Some(now);
@@ -150,6 +168,22 @@ pub async fn migrate(
     report.seconds = started.elapsed().as_secs_f64();
     report.task = task;
     Ok(report)
+}
+
+/// Copies one journal blob unless the target holds the same bytes; reads
+/// the copy back. `true` when it was sent.
+async fn copy_journal(from: &dyn BlobStore, to: &dyn BlobStore, key: &str) -> Result<bool, yunying_blob::BlobError> {
+    let bytes = super::cloud_copy::read_all(from, key).await?;
+    let want = Sha256Digest::of(&bytes);
+    if to.head(key).await?.is_some() {
+        if to.content_sha256(key).await? == want {
+            return Ok(false);
+        }
+        to.delete(key).await?;
+    }
+    to.put_bytes(key, bytes).await?;
+    to.verify(key, Some(&want)).await?;
+    Ok(true)
 }
 
 async fn problem(
