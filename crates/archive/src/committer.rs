@@ -5,12 +5,17 @@
 //! queue up and go together in the following one, so the catalog's fsync is
 //! shared by every instance of a batch (SQLite has one writer anyway).
 //!
-//! Before a batch's transaction, its ingest journal (see [`crate::journal`])
-//! is put into the blob store, durably, as one blob: if that fails, the
-//! batch fails and nothing of it is acknowledged. The journal of a batch is
-//! written while the previous batch's transaction commits, so under load
-//! the two durable writes overlap; transactions still run one at a time,
-//! in order.
+//! Each batch's ingest journal (see [`crate::journal`]) is put into the blob
+//! store, durably, as one blob, at the same time as the batch's catalog
+//! transaction runs (and while the previous batch's transaction finishes):
+//! a sender is answered only when both are durable, so the journal costs no
+//! extra wait on a single DICOM association (one object per batch) beyond
+//! the slower of the two writes. If the journal put fails, the batch is
+//! refused even when its transaction committed: the sender retries, finds
+//! its object indexed (a duplicate, no-op) and the retry's batch journals
+//! it. If the transaction fails, a journal line may name an object that was
+//! never indexed; its blob is removed, and `reindex` ignores lines without
+//! blobs. Transactions still run one at a time, in order.
 
 use std::sync::Arc;
 
@@ -46,8 +51,9 @@ impl Committer {
     ) -> Committer {
         let (tx, mut rx) = mpsc::channel::<Queued>(max_batch.max(1) * 4);
         tokio::spawn(async move {
-            // The previous batch's transaction, running while the next
-            // batch's journal is written (transactions stay in order).
+            // The previous batch's commit (its transaction and journal),
+            // running while the next batch is gathered and its journal
+            // started; transactions stay in order.
             let mut committing: Option<tokio::task::JoinHandle<()>> = None;
             while let Some(first) = rx.recv().await {
                 let (mut batch, mut lines, mut replies) = (Vec::new(), Vec::new(), Vec::new());
@@ -60,14 +66,13 @@ impl Committer {
                         next = rx.try_recv().ok();
                     }
                 }
-                let journaled = write_journal(&*blobs, &journal, &lines).await;
+                // Named here, in batch order (the names order the replay).
+                let key = (!lines.is_empty()).then(|| journal.next_key(yunying_util::time::now_millis()));
+                let journaled = tokio::spawn(write_journal(blobs.clone(), key, lines));
                 if let Some(previous) = committing.take() {
                     let _ = previous.await;
                 }
-                match journaled {
-                    Ok(()) => committing = Some(tokio::spawn(commit_and_reply(index.clone(), batch, replies))),
-                    Err(e) => answer_failure(replies, &e),
-                }
+                committing = Some(tokio::spawn(commit_and_reply(index.clone(), batch, replies, journaled)));
             }
             if let Some(previous) = committing {
                 let _ = previous.await;
@@ -91,15 +96,27 @@ impl Committer {
     }
 }
 
-/// Commits a batch and answers each of its rows.
-async fn commit_and_reply(index: Arc<dyn Index>, batch: Vec<NewInstance>, replies: Vec<Reply>) {
-    match index.commit(&batch).await {
-        Ok(results) => {
+/// Commits a batch while its journal is written, and answers each of its
+/// rows once both are durable.
+async fn commit_and_reply(
+    index: Arc<dyn Index>,
+    batch: Vec<NewInstance>,
+    replies: Vec<Reply>,
+    journaled: tokio::task::JoinHandle<Result<(), IndexError>>,
+) {
+    let (committed, journaled) = tokio::join!(index.commit(&batch), journaled);
+    let journaled = journaled.unwrap_or_else(|e| Err(IndexError::Backend(format!("the journal task failed: {e}"))));
+    match (committed, journaled) {
+        (Ok(results), Ok(())) => {
             for (reply, r) in replies.into_iter().zip(results) {
                 let _ = reply.send(r);
             }
         }
-        Err(e) => {
+        (Ok(_), Err(e)) => {
+            tracing::error!(error = %e, rows = batch.len(), "a batch committed without its journal: refused, its senders retry");
+            answer_failure(replies, &e);
+        }
+        (Err(e), _) => {
             tracing::error!(error = %e, rows = batch.len(), "catalog commit failed");
             answer_failure(replies, &e);
         }
@@ -121,12 +138,9 @@ fn stopped() -> IndexError {
 }
 
 /// Puts a batch's journal blob (nothing when no line is to be journaled).
-async fn write_journal(blobs: &dyn BlobStore, writer: &JournalWriter, lines: &[JournalLine]) -> Result<(), IndexError> {
-    if lines.is_empty() {
-        return Ok(());
-    }
-    let key = writer.next_key(yunying_util::time::now_millis());
-    blobs.put_bytes(&key, journal::encode(lines)).await.map_err(|e| {
+async fn write_journal(blobs: Arc<dyn BlobStore>, key: Option<String>, lines: Vec<JournalLine>) -> Result<(), IndexError> {
+    let Some(key) = key else { return Ok(()) };
+    blobs.put_bytes(&key, journal::encode(&lines)).await.map_err(|e| {
         tracing::error!(error = %e, %key, "cannot write the ingest journal; the batch is refused");
         IndexError::Backend(format!("cannot write the ingest journal: {e}"))
     })

@@ -84,7 +84,7 @@ async fn two_people_approval_rechecks_and_storage_is_emptied() {
     let stored = e.index.stored_instances(&Scope::study(STUDY)).await.unwrap();
     let derived = format!("derived/v1/htj2k-rpcl/{}/{}/1.j2c", &stored[0].sha256[..2], stored[0].sha256);
     e.blobs.put_bytes(&derived, bytes::Bytes::from_static(b"j2c")).await.unwrap();
-    assert_eq!(e.blobs.list("").await.unwrap().len(), 3);
+    assert_eq!(images(&e.blobs).await.len(), 3);
 
     let (alice, bob) = (officer("token:alice"), officer("token:bob"));
     let note = "retention review";
@@ -119,7 +119,7 @@ async fn two_people_approval_rechecks_and_storage_is_emptied() {
 
     let done = e.archive.approve_deletion(&bob, req.id, Some("ok")).await.unwrap();
     assert_eq!(done.state, DeletionState::Done);
-    assert!(e.blobs.list("").await.unwrap().is_empty(), "both versions and the derived copy are gone");
+    assert!(images(&e.blobs).await.is_empty(), "both versions and the derived copy are gone");
     assert!(e.index.stored_instances(&Scope::study(STUDY)).await.unwrap().is_empty());
     assert!(matches!(e.archive.study_facts(STUDY).await, Ok(None)));
 
@@ -137,9 +137,15 @@ async fn an_approval_interrupted_by_a_crash_is_finished_by_approving_again() {
     // The approval was recorded, then the server stopped before deleting anything.
     let decision = yunying_index::lifecycle::DeletionDecision::Approve { by: "token:bob".into(), at: 1, note: None };
     e.index.decide_deletion_request(req.id, &decision).await.unwrap();
-    assert_eq!(e.blobs.list("").await.unwrap().len(), 1);
+    assert_eq!(images(&e.blobs).await.len(), 1);
     let done = e.archive.approve_deletion(&bob, req.id, None).await.unwrap();
     assert_eq!((done.state, done.decided_by.as_deref()), (DeletionState::Done, Some("token:bob")));
-    assert!(e.blobs.list("").await.unwrap().is_empty());
+    assert!(images(&e.blobs).await.is_empty());
     assert!(e.index.study_retention(STUDY).await.unwrap().is_none());
+}
+
+/// The stored images (originals and derived frames), not the ingest journal,
+/// which keeps its lines (a re-index ignores lines without objects).
+async fn images(blobs: &std::sync::Arc<dyn yunying_blob::BlobStore>) -> Vec<String> {
+    blobs.list("").await.unwrap().into_iter().filter(|k| !k.starts_with("journal/")).collect()
 }
