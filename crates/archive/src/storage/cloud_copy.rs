@@ -173,7 +173,7 @@ pub async fn copy_object(from: &dyn BlobStore, to: &dyn BlobStore, rec: &BlobRec
                 actual: got,
             });
         }
-        to.put_bytes(key, bytes).await?;
+        to.put_bytes_with_sha256(key, bytes, &got).await?;
         return Ok(Copied::Sent);
     }
     // Large: streamed from the file (or read whole from a remote source),

@@ -214,14 +214,15 @@ async fn problem(
 }
 
 /// Copies one object and reads the target's copy back: `None` when the
-/// source does not hold it.
+/// source does not hold it. Four requests for an object to send (the
+/// target's record, the source's bytes, the upload, the read-back).
 async fn copy_one(from: &NamedStore, to: &NamedStore, rec: &BlobRecord) -> Result<Option<Copied>, String> {
-    match from.store.head(&rec.blob_key).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return Ok(None),
-        Err(e) => return Err(format!("cannot read the source: {e}")),
-    }
-    let how = copy_object(from.store.as_ref(), to.store.as_ref(), rec).await.map_err(|e| e.to_string())?;
+    let how = match copy_object(from.store.as_ref(), to.store.as_ref(), rec).await {
+        Ok(how) => how,
+        // copy_object handles an absent target itself: NotFound is the source's.
+        Err(yunying_blob::BlobError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
     verify_copy(to.store.as_ref(), rec).await?;
     Ok(Some(how))
 }
@@ -229,13 +230,23 @@ async fn copy_one(from: &NamedStore, to: &NamedStore, rec: &BlobRecord) -> Resul
 /// Reads the target's copy back whole: its content's SHA-256 and its size
 /// must be the catalog's.
 async fn verify_copy(store: &dyn BlobStore, rec: &BlobRecord) -> Result<(), String> {
+    use futures::TryStreamExt;
+    use sha2::Digest;
     let want = Sha256Digest::from_hex(&rec.sha256).ok_or("the catalog's checksum is not SHA-256 hex")?;
-    store.verify(&rec.blob_key, Some(&want)).await.map_err(|e| format!("verification: {e}"))?;
-    match store.head(&rec.blob_key).await {
-        Ok(Some(n)) if n as i64 == rec.size_bytes => Ok(()),
-        Ok(n) => Err(format!("verification: size {n:?}, the catalog says {}", rec.size_bytes)),
-        Err(e) => Err(format!("verification: {e}")),
+    let mut stream = store.get(&rec.blob_key).await.map_err(|e| format!("verification: {e}"))?;
+    let (mut hasher, mut size) = (sha2::Sha256::new(), 0u64);
+    while let Some(chunk) = stream.try_next().await.map_err(|e| format!("verification: {e}"))? {
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
     }
+    let got = Sha256Digest(hasher.finalize().into());
+    if got != want {
+        return Err(format!("verification: the copy's SHA-256 is {got}, the catalog's {want}"));
+    }
+    if size as i64 != rec.size_bytes {
+        return Err(format!("verification: the copy has {size} bytes, the catalog says {}", rec.size_bytes));
+    }
+    Ok(())
 }
 
 /// Why a purge is refused.

@@ -496,8 +496,13 @@ impl BlobStore for S3Store {
     }
 
     async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<()> {
-        let path = self.location(key)?;
         let sha = Sha256Digest::of(&bytes);
+        self.put_bytes_with_sha256(key, bytes, &sha).await
+    }
+
+    async fn put_bytes_with_sha256(&self, key: &str, bytes: Bytes, sha: &Sha256Digest) -> Result<()> {
+        let path = self.location(key)?;
+        let sha = *sha;
         if bytes.len() <= self.part_size {
             return self.put_small(key, &path, bytes, &sha).await;
         }
