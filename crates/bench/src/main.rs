@@ -105,6 +105,9 @@ struct Args {
     /// Instances read through each tier.
     #[arg(long, default_value_t = 200)]
     storage_reads: usize,
+    /// Part-10 files for the storage benchmark instead of synthetic studies.
+    #[arg(long, value_name = "DIR")]
+    storage_data: Option<PathBuf>,
     /// An S3 endpoint for the storage benchmark instead of moto (e.g. the
     /// customer's OSS); credentials in YUNYING_BENCH_S3_ACCESS_KEY_ID and
     /// YUNYING_BENCH_S3_SECRET_ACCESS_KEY.
@@ -194,6 +197,7 @@ async fn run_storage(args: Args) -> std::process::ExitCode {
         work_root: args.work_dir.clone().unwrap_or_else(std::env::temp_dir),
         objects: args.storage_objects.max(10),
         reads: args.storage_reads.max(1),
+        data_dir: args.storage_data.clone(),
         endpoint: args.s3_endpoint.clone(),
         bucket: args.s3_bucket.clone(),
         region: args.s3_region.clone(),

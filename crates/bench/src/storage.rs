@@ -31,6 +31,8 @@ pub struct StorageBench {
     pub objects: usize,
     /// Instances read through each tier.
     pub reads: usize,
+    /// Part-10 files to use instead of synthetic studies.
+    pub data_dir: Option<PathBuf>,
     /// An S3 endpoint to use instead of moto (credentials in
     /// YUNYING_BENCH_S3_ACCESS_KEY_ID / YUNYING_BENCH_S3_SECRET_ACCESS_KEY).
     pub endpoint: Option<String>,
@@ -109,9 +111,9 @@ fn s3_block(section: &str, endpoint: &str, bucket: &str, prefix: &str, b: &Stora
 fn data(b: &StorageBench) -> Res<(PathBuf, usize, u64)> {
     // About 9.6 objects per synthetic study (10 slices per CT series).
     let studies = b.objects.div_ceil(9).max(1);
-    let dir = b.cache.join(format!("storage-{studies}"));
+    let dir = b.data_dir.clone().unwrap_or_else(|| b.cache.join(format!("storage-{studies}")));
     let done = dir.join(".complete");
-    if !done.exists() {
+    if b.data_dir.is_none() && !done.exists() {
         let _ = std::fs::remove_dir_all(&dir);
         eprintln!("storage: making {studies} synthetic studies under {}", dir.display());
         let out = Command::new(&b.yunying)
