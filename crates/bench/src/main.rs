@@ -205,11 +205,11 @@ async fn run_storage(args: Args) -> std::process::ExitCode {
     };
     match storage::run(&b).await {
         Ok(figures) => {
-            if let Some(out) = &args.out {
-                if let Err(e) = std::fs::write(out, serde_json::to_string_pretty(&figures).unwrap_or_default()) {
-                    eprintln!("yunying-bench: cannot write {}: {e}", out.display());
-                    return std::process::ExitCode::FAILURE;
-                }
+            if let Some(out) = &args.out
+                && let Err(e) = std::fs::write(out, serde_json::to_string_pretty(&figures).unwrap_or_default())
+            {
+                eprintln!("yunying-bench: cannot write {}: {e}", out.display());
+                return std::process::ExitCode::FAILURE;
             }
             std::process::ExitCode::SUCCESS
         }

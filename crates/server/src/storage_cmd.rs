@@ -286,7 +286,7 @@ fn print_status(settings: &Settings, archive: &Archive, s: &JobsStatus) {
     if let Some(m) = &settings.storage.mirror {
         println!("mirror       {m} (every new object is written there too)");
     }
-    for (name, _) in &settings.storage.stores {
+    for name in settings.storage.stores.keys() {
         println!("store        {name}");
     }
     for t in &s.storage_tasks {
