@@ -91,6 +91,10 @@ pub struct ArchiveSettings {
     pub film_font: Option<PathBuf>,
     /// The storage tiers and scrubbing.
     pub storage: storage::StorageTiers,
+    /// Finish or discard what an interrupted run left in the staging area
+    /// when the archive opens. Off for a command run beside a server on the
+    /// same data directory: the server's objects being received are there.
+    pub recover_staging: bool,
 }
 
 impl ArchiveSettings {
@@ -111,6 +115,7 @@ impl ArchiveSettings {
             output_cache_bytes: 256 << 20,
             film_font: None,
             storage: storage::StorageTiers::default(),
+            recover_staging: true,
         }
     }
 }
@@ -199,7 +204,7 @@ impl Archive {
             study_facts_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
             credential_cache: identity::CredentialCache::default(),
         });
-        let recovered = archive.recover().await?;
+        let recovered = if archive.settings.recover_staging { archive.recover().await? } else { Recovered::default() };
         if recovered.finished + recovered.discarded > 0 {
             tracing::warn!(
                 finished = recovered.finished,

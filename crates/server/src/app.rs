@@ -96,6 +96,12 @@ pub fn open_blobs(settings: &Settings) -> anyhow_like::Result<(Arc<dyn BlobStore
 
 /// Opens everything and returns the archive (creating the default institution if needed).
 pub async fn open_archive(settings: &Settings) -> anyhow_like::Result<Arc<Archive>> {
+    open_archive_with(settings, true).await
+}
+
+/// Like [`open_archive`]; `recover_staging` false leaves the staging area
+/// alone (a command run beside a server on the same data directory).
+pub async fn open_archive_with(settings: &Settings, recover_staging: bool) -> anyhow_like::Result<Arc<Archive>> {
     std::fs::create_dir_all(&settings.data)
         .map_err(|e| anyhow_like::Error(format!("cannot create the data directory {}: {e}", settings.data.display())))?;
     let index = open_catalog(settings).await?;
@@ -122,6 +128,7 @@ pub async fn open_archive(settings: &Settings) -> anyhow_like::Result<Arc<Archiv
     a.output_cache_bytes = settings.output_cache_bytes;
     a.film_font = settings.film_font.clone();
     a.storage = tiers;
+    a.recover_staging = recover_staging;
     Ok(Archive::open(index, blobs, a).await?)
 }
 

@@ -324,10 +324,14 @@ fn cli_settings(common: &Common) -> Result<Settings> {
 
 /// The archive for an administration command: its audit records go to the
 /// node's own `-cli` chain, so a running server's chain is never contended.
+/// Beside a running server (it holds the data directory's lock), the
+/// staging area is the server's and is left alone.
 async fn cli_archive(common: &Common) -> Result<std::sync::Arc<yunying_archive::Archive>> {
     let mut settings = cli_settings(common)?;
     settings.security.node = format!("{}-cli", settings.security.node);
-    crate::app::open_archive(&settings).await
+    let server_running =
+        matches!(crate::data_lock::acquire(&settings.data, "cli"), Err(crate::data_lock::LockError::InUse(_)));
+    crate::app::open_archive_with(&settings, !server_running).await
 }
 
 fn init_cli_logging() {
