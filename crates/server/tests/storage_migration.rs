@@ -5,48 +5,14 @@
 //! bucket once, verified; the old bucket cannot be purged while it is in use
 //! or before the migration is complete, and is emptied afterwards.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
 use serde_json::Value;
-use yunying_test_support::{S3TestServer, TestServer, multipart_body};
+use yunying_test_support::{S3TestServer, TestServer, synth_files};
 
 const BIN: &str = env!("CARGO_BIN_EXE_yunying");
-
-fn synth(dir: &Path, seed: u64, studies: usize, slices: usize) -> Vec<PathBuf> {
-    let out = Command::new(BIN)
-        .args(["synth", "--out", dir.to_str().unwrap(), "--studies", &studies.to_string()])
-        .args(["--slices", &slices.to_string(), "--seed", &seed.to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
-async fn stow(server: &TestServer, files: &[PathBuf]) {
-    let c = server.client();
-    for chunk in files.chunks(25) {
-        let parts: Vec<Vec<u8>> = chunk.iter().map(|f| std::fs::read(f).unwrap()).collect();
-        let (ct, body) = multipart_body(&parts);
-        let r = c.post(format!("{}/studies", server.dicomweb())).header("Content-Type", ct).body(body).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
-    }
-}
 
 fn status(server: &TestServer) -> Value {
     serde_json::from_str(&server.cli(&["storage", "status", "--json"])).unwrap()
@@ -104,8 +70,8 @@ async fn change_of_cloud_vendor_with_a_killed_migration_and_a_guarded_purge() {
     // Years of exams on the old vendor's cloud.
     write_config(&cfg, &s3, "old-vendor", "newvendor", "new-vendor", false);
     let mut server = TestServer::start(Path::new(BIN), &["--config", cfg.to_str().unwrap(), "--dicom", "off"], &env_refs).await;
-    let before = synth(&dir.path().join("a"), 11, 3, 20);
-    stow(&server, &before).await;
+    let before = synth_files(Path::new(BIN), &dir.path().join("a"), 11, 3, 20);
+    server.stow_files(&before).await;
     wait_copied(&server).await;
     assert_eq!(originals(&s3, "old-vendor").await.len(), before.len());
     assert!(s3.keys("new-vendor").await.is_empty());
@@ -114,8 +80,8 @@ async fn change_of_cloud_vendor_with_a_killed_migration_and_a_guarded_purge() {
     server.stop();
     write_config(&cfg, &s3, "old-vendor", "newvendor", "new-vendor", true);
     server.restart().await;
-    let during = synth(&dir.path().join("b"), 12, 1, 4);
-    stow(&server, &during).await;
+    let during = synth_files(Path::new(BIN), &dir.path().join("b"), 12, 1, 4);
+    server.stow_files(&during).await;
     assert_eq!(originals(&s3, "new-vendor").await.len(), during.len(), "written to the mirror with the store");
     wait_copied(&server).await;
     let total = before.len() + during.len();
@@ -196,8 +162,8 @@ async fn change_of_cloud_vendor_with_a_killed_migration_and_a_guarded_purge() {
     assert_eq!(t["state"], "purged", "{t}");
 
     // The archive still serves every study (local tier), and copies new ones to the new vendor.
-    let more = synth(&dir.path().join("c"), 13, 1, 3);
-    stow(&server, &more).await;
+    let more = synth_files(Path::new(BIN), &dir.path().join("c"), 13, 1, 3);
+    server.stow_files(&more).await;
     wait_copied(&server).await;
     assert_eq!(originals(&s3, "new-vendor").await.len(), total + more.len());
 }

@@ -11,34 +11,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use yunying_test_support::{S3TestServer, TestServer, multipart_body};
+use yunying_test_support::{S3TestServer, TestServer, synth_files};
 
 const BIN: &str = env!("CARGO_BIN_EXE_yunying");
 const PASSWORD: &str = "Correct-Horse-42";
-
-/// Synthetic studies as Part-10 files (dated within the last three years).
-fn synth(dir: &Path, seed: u64, studies: usize, slices: usize) -> Vec<PathBuf> {
-    let out = Command::new(BIN)
-        .args(["synth", "--out", dir.to_str().unwrap(), "--studies", &studies.to_string()])
-        .args(["--slices", &slices.to_string(), "--seed", &seed.to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "dcm") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
-}
 
 /// Dates every file of one study to 2010 (with DCMTK's dcmodify).
 fn backdate(files: &[PathBuf]) {
@@ -48,16 +24,6 @@ fn backdate(files: &[PathBuf]) {
         .output()
         .expect("dcmodify (DCMTK)");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-async fn stow(server: &TestServer, files: &[PathBuf]) {
-    let c = server.client();
-    for chunk in files.chunks(25) {
-        let parts: Vec<Vec<u8>> = chunk.iter().map(|f| std::fs::read(f).unwrap()).collect();
-        let (ct, body) = multipart_body(&parts);
-        let r = c.post(format!("{}/studies", server.dicomweb())).header("Content-Type", ct).body(body).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
-    }
 }
 
 /// `yunying storage status --json` on the server's catalog.
@@ -133,11 +99,11 @@ async fn recent_objects_reach_the_cloud_once_and_repair_the_local_tier() {
     let cfg = config(dir.path(), &s3, "province", 2);
     let server = start(&cfg, &[("YUNYING_PW", PASSWORD)]).await;
 
-    let recent = synth(&dir.path().join("recent"), 3, 2, 6);
-    let old = synth(&dir.path().join("old"), 4, 1, 6);
+    let recent = synth_files(Path::new(BIN), &dir.path().join("recent"), 3, 2, 6);
+    let old = synth_files(Path::new(BIN), &dir.path().join("old"), 4, 1, 6);
     backdate(&old);
-    stow(&server, &recent).await;
-    stow(&server, &old).await;
+    server.stow_files(&recent).await;
+    server.stow_files(&old).await;
 
     // Every recent object is copied, the 2010 exam is not (older than 5 years).
     let s = wait_copied(&server, Duration::from_secs(90)).await;
@@ -239,8 +205,8 @@ async fn a_server_killed_during_the_cloud_copy_loses_nothing_and_uploads_nothing
     let cfg = dir.path().join("yunying.toml");
     std::fs::write(&cfg, "[storage.scrub]\ninterval_days = 0\n").unwrap();
     let mut server = start(&cfg, &[]).await;
-    let files = synth(&dir.path().join("s"), 5, 2, 30);
-    stow(&server, &files).await;
+    let files = synth_files(Path::new(BIN), &dir.path().join("s"), 5, 2, 30);
+    server.stow_files(&files).await;
     let total = files.len() as i64;
     server.stop();
 
@@ -331,8 +297,8 @@ async fn an_object_in_an_archive_storage_class_is_retrieving_then_restored() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &s3, "province", 2);
     let server = start(&cfg, &[]).await;
-    let files = synth(&dir.path().join("s"), 8, 1, 3);
-    stow(&server, &files).await;
+    let files = synth_files(Path::new(BIN), &dir.path().join("s"), 8, 1, 3);
+    server.stow_files(&files).await;
     wait_copied(&server, Duration::from_secs(60)).await;
 
     // The bucket's lifecycle moved one object to the archive class (Glacier /

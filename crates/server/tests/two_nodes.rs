@@ -5,37 +5,14 @@
 //! uploaded to the cloud bucket exactly once, whichever node takes it).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use yunying_test_support::{PgDatabase, S3TestServer, TestServer, multipart_body};
+use yunying_test_support::{PgDatabase, S3TestServer, TestServer, synth_files};
 
 const BIN: &str = env!("CARGO_BIN_EXE_yunying");
-
-fn synth(dir: &Path, seed: u64, studies: usize, slices: usize) -> Vec<PathBuf> {
-    let out = Command::new(BIN)
-        .args(["synth", "--out", dir.to_str().unwrap(), "--studies", &studies.to_string()])
-        .args(["--slices", &slices.to_string(), "--seed", &seed.to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
-}
 
 fn node_config(dir: &Path, s3: &S3TestServer, node: &str) -> PathBuf {
     let path = dir.join(format!("{node}.toml"));
@@ -81,15 +58,9 @@ async fn two_nodes_on_one_postgresql_catalog_and_one_object_store() {
     .await;
 
     // Stored through A...
-    let files = synth(&dir.path().join("s"), 21, 2, 20);
+    let files = synth_files(Path::new(BIN), &dir.path().join("s"), 21, 2, 20);
     let (study, series, sop) = yunying_test_support::file_uids(&files[0]);
-    let c = a.client();
-    for chunk in files.chunks(25) {
-        let parts: Vec<Vec<u8>> = chunk.iter().map(|f| std::fs::read(f).unwrap()).collect();
-        let (ct, body) = multipart_body(&parts);
-        let r = c.post(format!("{}/studies", a.dicomweb())).header("Content-Type", ct).body(body).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
-    }
+    a.stow_files(&files).await;
     // ...found and retrieved through B at once.
     let r = b
         .client()

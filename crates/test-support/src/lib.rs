@@ -683,3 +683,42 @@ impl Drop for S3TestServer {
         let _ = self.child.wait();
     }
 }
+
+/// Synthetic studies as Part-10 files (`yunying synth --out`), sorted:
+/// dated within the last three years, UIDs fixed by the seed.
+pub fn synth_files(bin: &Path, dir: &Path, seed: u64, studies: usize, slices: usize) -> Vec<PathBuf> {
+    let out = Command::new(bin)
+        .args(["synth", "--out", dir.to_str().expect("utf-8 path"), "--studies", &studies.to_string()])
+        .args(["--slices", &slices.to_string(), "--seed", &seed.to_string()])
+        .output()
+        .expect("run yunying synth");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir") {
+            let p = e.expect("dir entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "dcm") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+impl TestServer {
+    /// Stores files with STOW-RS, 25 per request, each request answered 200.
+    pub async fn stow_files(&self, files: &[PathBuf]) {
+        let c = self.client();
+        for chunk in files.chunks(25) {
+            let parts: Vec<Vec<u8>> = chunk.iter().map(|f| std::fs::read(f).expect("read file")).collect();
+            let (ct, body) = multipart_body(&parts);
+            let r = c.post(format!("{}/studies", self.dicomweb())).header("Content-Type", ct).body(body).send().await.expect("STOW-RS");
+            let status = r.status();
+            assert_eq!(status, 200, "{}", r.text().await.unwrap_or_default());
+        }
+    }
+}
