@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value as Json, json};
-use yunying_test_support::{TestServer, multipart_body};
+use yunying_test_support::TestServer;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_yunying");
 
@@ -114,20 +114,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// STOW-RS of files; panics unless every one is stored.
 pub async fn stow(server: &TestServer, files: &[PathBuf]) {
-    let parts: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
-    let (ctype, body) = multipart_body(&parts);
-    let r = server
-        .client()
-        .post(format!("{}/studies", server.dicomweb()))
-        .header("Content-Type", ctype)
-        .header("Accept", "application/dicom+json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(status, 200, "STOW-RS: {text}");
+    server.stow_files(files).await;
 }
 
 /// storescu (DCMTK) of a directory as `calling`.
